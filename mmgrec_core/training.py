@@ -1,0 +1,36 @@
+"""Pieces shared by every training loop: early stopping that keeps the best weights, and progress callbacks."""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+
+# Called after each evaluation with (epoch, {"loss": x, "recall@20": y, ...}); the CLI feeds tqdm, the app a bar.
+Progress = Callable[[int, dict[str, float]], None]
+
+
+class EarlyStopping:
+    """Stop when the validation score has not improved for `patience` evaluations; remember the best weights."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_score = float("-inf")
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._bad = 0
+
+    def step(self, score: float, epoch: int, model: torch.nn.Module) -> bool:
+        """Record `score`; return True when training should stop."""
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self._bad = score, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self._bad += 1
+        return self._bad >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        """Load the best weights seen back into `model`."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
