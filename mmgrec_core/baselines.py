@@ -196,8 +196,8 @@ class LightGCN(_BPRModel):
         edge_index = torch.from_numpy(np.stack([src, dst]))
         n = data.num_users + data.num_items
         edge_index, weight = gcn_norm(edge_index, num_nodes=n, add_self_loops=False)
-        self.register_buffer("adj", torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce()
-                             .to_sparse_csr(), persistent=False)
+        adj = torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce()     # [N, N], symmetric
+        self.register_buffer("adj", adj, persistent=False)
         self.convs = nn.ModuleList(LGConv(normalize=False) for _ in range(self.config.layers))
 
     def propagate(self) -> torch.Tensor:

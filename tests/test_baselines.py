@@ -47,7 +47,8 @@ def test_lightgcn_propagation_matches_dense_formula(data):
     adj = np.zeros((n_u + data.num_items,) * 2)
     adj[:n_u, n_u:], adj[n_u:, :n_u] = x, x.T
     deg = adj.sum(1)
-    inv = np.where(deg > 0, deg ** -0.5, 0)
+    inv = np.zeros_like(deg)
+    inv[deg > 0] = deg[deg > 0] ** -0.5
     norm = inv[:, None] * adj * inv[None, :]
     e0 = model.embedding.weight.detach().double().numpy()
     expected = (e0 + norm @ e0 + norm @ norm @ e0) / 3

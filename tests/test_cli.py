@@ -1,0 +1,46 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mmgrec_core.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
+SPEC = "demo:items=120,users=90,seed=2"
+
+
+def test_baselines_writes_metrics_json_of_the_agreed_shape(tmp_path, capsys):
+    assert main(["baselines", "--dataset", SPEC, "--out", str(tmp_path), "--models", "popularity,ease"]) == 0
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["dataset"] == SPEC
+    assert set(report["counts"]) == {"users", "items", "train", "valid", "test"}
+    assert report["k"] == [5, 10, 20]
+    assert set(report["models"]) == {"popularity", "ease"}
+    for m in report["models"].values():
+        assert set(m) == {"valid", "test", "train_seconds"}
+        assert set(m["test"]) == {f"{metric}@{k}" for metric in ("recall", "ndcg") for k in (5, 10, 20)}
+    assert "ease" in capsys.readouterr().out
+
+
+def test_a_second_call_adds_models_to_the_same_file(tmp_path):
+    main(["baselines", "--dataset", SPEC, "--out", str(tmp_path), "--models", "popularity"])
+    main(["baselines", "--dataset", SPEC, "--out", str(tmp_path), "--models", "ease"])
+    assert set(json.loads((tmp_path / "metrics.json").read_text())["models"]) == {"popularity", "ease"}
+
+
+@pytest.mark.parametrize("spec, words", [("demo:nope=1", "unknown option"),
+                                         ("mmrec:/no/such/dir", "not found"),
+                                         ("imdb", "unknown dataset")])
+def test_bad_dataset_exits_2_with_one_clear_line(tmp_path, spec, words):
+    proc = subprocess.run([sys.executable, "-m", "mmgrec_core", "baselines", "--dataset", spec,
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert words in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_model_is_refused(tmp_path, capsys):
+    assert main(["baselines", "--dataset", SPEC, "--out", str(tmp_path), "--models", "svd"]) == 2
+    assert "unknown model" in capsys.readouterr().err
