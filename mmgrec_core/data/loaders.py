@@ -44,7 +44,7 @@ def load_dataset(spec: str = "demo") -> InteractionData:
         return load_movielens(min_count=min_count, split=opts.get("split", "random"), seed=seed)
     if kind in ("mmrec", "mmgcn"):
         if not arg:
-            raise DatasetError(f"{spec}: give a directory, e.g. {kind}:data/baby")
+            raise DatasetError(f"{spec!r}: give a directory, e.g. {kind}:data/baby")
         from .formats import load_mmgcn, load_mmrec
         return load_mmrec(arg) if kind == "mmrec" else load_mmgcn(arg)
     raise DatasetError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} (e.g. demo, mmrec:DIR)")
@@ -110,7 +110,7 @@ def load_movielens(min_count: int = 5, split: str = "random", seed: int = 0) -> 
     genre_hot = genres.str.get_dummies(sep="|").to_numpy(np.float32)
     timestamps = ratings["timestamp"].to_numpy(np.int64)
     labels = leave_last_out(users, timestamps) if split == "last" else random_split(users, seed)
-    spec = f"movielens:min_count={min_count}" + (",split=last" if split == "last" else "")
+    spec = f"movielens:min_count={min_count}" + (",split=last" if split == "last" else f",seed={seed}")
     return InteractionData(name=spec, num_users=len(user_ids), num_items=len(movie_ids), users=users,
                            items=items, split=labels, timestamps=timestamps, item_table=table,
                            features={"textual": embed_texts(texts), "genre": genre_hot},
