@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from .data.dataset import InteractionData
 from .data.sampling import UserItems, bpr_triples, top_k_unseen
 from .evaluate import evaluate
+from .graph import bipartite_edge_index
 from .runtime import default_device, seed_everything
 from .training import EarlyStopping, Progress
 
@@ -190,13 +192,12 @@ class LightGCN(_BPRModel):
 
     def _build(self, data: InteractionData) -> None:
         super()._build(data)
-        u, i = data.pairs("train")
-        src = np.r_[u, i + data.num_users]
-        dst = np.r_[i + data.num_users, u]
-        edge_index = torch.from_numpy(np.stack([src, dst]))
         n = data.num_users + data.num_items
-        edge_index, weight = gcn_norm(edge_index, num_nodes=n, add_self_loops=False)
-        adj = torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce()     # [N, N], symmetric
+        edge_index, weight = gcn_norm(bipartite_edge_index(data), num_nodes=n, add_self_loops=False)
+        adj = torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n), check_invariants=True)
+        with warnings.catch_warnings():            # "CSR support is in beta": PyG's spmm needs CSR anyway
+            warnings.simplefilter("ignore", UserWarning)
+            adj = adj.coalesce().to_sparse_csr()   # [N, N], symmetric
         self.register_buffer("adj", adj, persistent=False)
         self.convs = nn.ModuleList(LGConv(normalize=False) for _ in range(self.config.layers))
 
