@@ -1,0 +1,306 @@
+"""Rec-IDs: semantic codes (c1..cM) plus a collision token p that makes every ID unique (MMGRec §4.2.2).
+
+Items sharing a semantic prefix form a collision group; p is the item's 0-based rank in its group, by training
+popularity (descending, ties by item id: stable across runs) or, as in TIGER, by a seeded random permutation.
+
+`PrefixTrie` holds the valid Rec-IDs as tensors for constrained decoding. Items are kept sorted by token
+tuple, so every prefix covers a contiguous range of that order; prefixes of length d are numbered
+0..n_d - 1 in that order, and so are their children. Per depth d < T (T = M + 1 tokens) a CSR row
+`indptr[d][j]:indptr[d][j + 1]` lists the children of prefix j; position q of the CSR *is* child id q at depth
+d + 1, `next_token[d][q]` is the token leading there, and `keys[d][q] = parent * V_d + token` is sorted, so a
+step is one searchsorted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch import Tensor
+
+from mmgrec_core.files import atomic_write_bytes
+
+COLLISIONS = ("popularity", "random")
+
+
+def collision_tokens(codes: np.ndarray, popularity: np.ndarray, *, collision: str = "popularity",
+                     seed: int = 0) -> np.ndarray:
+    """Last token p [I]: each item's 0-based rank within the group of items sharing its codes [I, M]."""
+    if collision not in COLLISIONS:
+        raise ValueError(f"collision must be one of {COLLISIONS}, got {collision!r}")
+    n = len(codes)
+    ids = np.arange(n)
+    if collision == "popularity":
+        tiebreak = (ids, -np.asarray(popularity, np.int64))              # lexsort: last key is primary
+    else:
+        tiebreak = (np.random.default_rng(seed).permutation(n),)
+    order = np.lexsort(tiebreak + tuple(codes[:, m] for m in reversed(range(codes.shape[1]))))
+    s = codes[order]
+    new_group = np.r_[True, (s[1:] != s[:-1]).any(axis=1)]             # [I] in sorted order
+    group_start = np.maximum.accumulate(np.where(new_group, ids, 0))
+    p = np.empty(n, np.int64)
+    p[order] = ids - group_start
+    return p
+
+
+@dataclass(frozen=True)
+class PrefixTrie:
+    """Valid Rec-ID prefixes as tensors; depth d = prefix length, 0 (root) .. T (whole IDs, the leaves)."""
+
+    vocab: tuple[int, ...]           # V_d for d < T: width of the next-token mask at depth d
+    indptr: tuple[Tensor, ...]       # d < T: int64 [n_d + 1], children of j = CSR rows indptr[j]:indptr[j+1]
+    next_token: tuple[Tensor, ...]   # d < T: int64 [n_{d+1}], token from the parent to child q
+    keys: tuple[Tensor, ...]         # d < T: int64 [n_{d+1}], parent * V_d + token, strictly increasing
+    bounds: tuple[Tensor, ...]       # d <= T: int64 [n_d + 1], prefix j covers items[bounds[j]:bounds[j+1]]
+    items: Tensor                    # int64 [I], item ids sorted by token tuple
+
+    @classmethod
+    def build(cls, tokens: np.ndarray, vocab: Sequence[int]) -> PrefixTrie:
+        """Trie of unique token rows [I, T]; vocab[d] bounds the tokens at position d."""
+        order = np.lexsort(tokens.T[::-1])
+        s = tokens[order]                                                 # [I, T] sorted rows
+        n, t = s.shape
+        changed = np.zeros(n, bool)                         # does row i start a new prefix of length d?
+        changed[0] = True
+        bounds, indptr, next_token, keys = [np.array([0, n])], [], [], []
+        for d in range(t):
+            parent_of_row = np.cumsum(changed) - 1                        # prefix id at depth d of each row
+            changed[1:] |= s[1:, d] != s[:-1, d]
+            starts = np.flatnonzero(changed)                # first row of each depth-(d+1) prefix
+            parent = parent_of_row[starts]                                # [n_{d+1}]
+            indptr.append(np.r_[0, np.cumsum(np.bincount(parent, minlength=len(bounds[d]) - 1))])
+            next_token.append(s[starts, d])
+            keys.append(parent * vocab[d] + s[starts, d])
+            bounds.append(np.r_[starts, n])
+        return cls(tuple(int(v) for v in vocab), _long(indptr), _long(next_token), _long(keys), _long(bounds),
+                   torch.as_tensor(order, dtype=torch.long))
+
+    @property
+    def depth(self) -> int:
+        """T, the length of a whole Rec-ID."""
+        return len(self.vocab)
+
+    def num_prefixes(self, depth: int) -> int:
+        return len(self.bounds[depth]) - 1
+
+    def to(self, device: torch.device | str) -> PrefixTrie:
+        return PrefixTrie(**{f.name: _move(getattr(self, f.name), device) for f in fields(self)})
+
+    def valid_next(self, depth: int, prefix_ids: Tensor) -> Tensor:
+        """bool [B, V_depth]: which tokens extend each prefix [B] to a valid one; all False for id -1."""
+        indptr, b = self.indptr[depth], len(prefix_ids)
+        ok = prefix_ids >= 0
+        lo = indptr[prefix_ids.clamp_min(0)]                              # [B]
+        count = torch.where(ok, indptr[prefix_ids.clamp_min(0) + 1] - lo, 0)
+        row = torch.repeat_interleave(torch.arange(b, device=lo.device), count)        # [E]
+        offset = torch.arange(len(row), device=lo.device) - (count.cumsum(0) - count)[row]
+        mask = torch.zeros(b, self.vocab[depth], dtype=torch.bool, device=lo.device)
+        mask[row, self.next_token[depth][lo[row] + offset]] = True
+        return mask
+
+    def step(self, depth: int, prefix_ids: Tensor, tokens: Tensor) -> Tensor:
+        """Child ids [B] at depth + 1 reached by `tokens` [B] from `prefix_ids` [B]; -1 where invalid."""
+        v, keys = self.vocab[depth], self.keys[depth]
+        ok = (prefix_ids >= 0) & (tokens >= 0) & (tokens < v)
+        key = prefix_ids.clamp_min(0) * v + tokens.clamp(0, v - 1)
+        pos = torch.searchsorted(keys, key).clamp_max(len(keys) - 1)
+        return torch.where(ok & (keys[pos] == key), pos, -1)
+
+    def items_under(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """[start, end) ranges [B] of `items` under each prefix."""
+        return self.bounds[depth][prefix_ids], self.bounds[depth][prefix_ids + 1]
+
+    def item_of_leaf(self, leaf_ids: Tensor) -> Tensor:
+        """Item ids [B] of leaves (depth T prefix ids); -1 stays -1."""
+        return torch.where(leaf_ids >= 0, self.items[leaf_ids.clamp_min(0)], -1)
+
+
+def _long(arrays: list[np.ndarray]) -> tuple[Tensor, ...]:
+    return tuple(torch.as_tensor(a, dtype=torch.long) for a in arrays)
+
+
+def _move(value, device):
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, tuple) and value and isinstance(value[0], Tensor):
+        return tuple(v.to(device) for v in value)
+    return value
+
+
+class RecIDTable:
+    """Rec-IDs of all items: tokens [I, M + 1] = (c1..cM, p), unique rows, with trie and collision stats.
+
+    Args:
+        codes: int64 [I, M] semantic codes from the quantizer.
+        popularity: int [I] training interaction counts (orders collision groups; summed in `tree_frame`).
+        names: I item names.
+        collision: "popularity" (MMGRec) or "random" (TIGER).
+        seed: seed of the random order.
+        codebook_size: vocabulary of c1..cM (default: largest code + 1); the generator's logits must match it.
+    """
+
+    def __init__(self, codes: np.ndarray, popularity: np.ndarray, names: Sequence[str], *,
+                 collision: str = "popularity", seed: int = 0, codebook_size: int | None = None):
+        codes = np.asarray(codes, np.int64)
+        if codes.ndim != 2 or codes.size == 0 or np.shape(popularity) != (len(codes),):
+            raise ValueError(f"codes must be a non-empty [items, levels] matrix and popularity [items], got "
+                             f"shapes {codes.shape} and {np.shape(popularity)}")
+        p = collision_tokens(codes, np.asarray(popularity), collision=collision, seed=seed)
+        self._setup(np.column_stack([codes, p]), names, popularity, codebook_size, collision, seed)
+
+    @classmethod
+    def from_tokens(cls, tokens: np.ndarray, names: Sequence[str], *, popularity: np.ndarray | None = None,
+                    codebook_size: int | None = None, collision: str = "given", seed: int = 0) -> RecIDTable:
+        """A table from whole Rec-IDs [I, M + 1] (e.g. read back from a file); the rows must be unique."""
+        table = cls.__new__(cls)
+        table._setup(np.asarray(tokens, np.int64), names, popularity, codebook_size, collision, seed)
+        return table
+
+    def _setup(self, tokens, names, popularity, codebook_size, collision, seed) -> None:
+        if tokens.ndim != 2 or tokens.shape[0] == 0 or tokens.shape[1] < 2:
+            raise ValueError(f"tokens must be [items, levels + 1] with levels >= 1, got shape {tokens.shape}")
+        n, m = tokens.shape[0], tokens.shape[1] - 1
+        self.names = np.asarray(list(names), dtype=object)
+        self.popularity = np.zeros(n, np.int64) if popularity is None else np.asarray(popularity, np.int64)
+        if len(self.names) != n or self.popularity.shape != (n,):
+            raise ValueError(f"{n} items but {len(self.names)} names and {len(self.popularity)} popularities")
+        self.codebook_size = int(tokens[:, :m].max()) + 1 if codebook_size is None else int(codebook_size)
+        if tokens.min() < 0 or tokens[:, :m].max() >= self.codebook_size:
+            raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+        self.tokens, self.collision, self.seed = tokens, collision, seed              # [I, M + 1]
+        self.trie = PrefixTrie.build(tokens, [self.codebook_size] * m + [self.max_p + 1])
+        if self.trie.num_prefixes(m + 1) != n:
+            raise ValueError(f"Rec-IDs are not unique: {n - self.trie.num_prefixes(m + 1)} repeated rows")
+        # group size per item: the depth-M prefix range each item falls in, mapped back from sorted order
+        bounds = self.trie.bounds[m].numpy()
+        size_sorted = np.repeat(np.diff(bounds), np.diff(bounds))
+        self.group_size = np.empty(n, np.int64)
+        self.group_size[self.trie.items.numpy()] = size_sorted
+
+    # ---- stats -------------------------------------------------------------------------------------------
+
+    @property
+    def num_items(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def levels(self) -> int:
+        """M, the number of semantic tokens."""
+        return self.tokens.shape[1] - 1
+
+    @property
+    def max_p(self) -> int:
+        return int(self.tokens[:, -1].max())
+
+    @property
+    def collision_rate(self) -> float:
+        """Share of items whose semantic prefix (c1..cM) is shared with another item."""
+        return float((self.group_size > 1).mean())
+
+    def largest_groups(self, n: int = 10) -> pd.DataFrame:
+        """The n largest collision groups: prefix, size, items (in p order), names."""
+        bounds = self.trie.bounds[self.levels].numpy()
+        sizes = np.diff(bounds)
+        top = np.argsort(-sizes, kind="stable")[:n]
+        items = self.trie.items.numpy()
+        rows = [(tuple(int(t) for t in self.tokens[items[bounds[g]], :-1]), int(sizes[g]),
+                 items[bounds[g]:bounds[g + 1]].tolist(), self.names[items[bounds[g]:bounds[g + 1]]].tolist())
+                for g in top]
+        return pd.DataFrame(rows, columns=["prefix", "size", "items", "names"])
+
+    # ---- lookups -----------------------------------------------------------------------------------------
+
+    def rec_id(self, item: int) -> tuple[int, ...]:
+        return tuple(int(t) for t in self.tokens[item])
+
+    def _walk(self, prefix: Sequence[int]) -> int:
+        """Prefix id at depth len(prefix), or -1."""
+        node = torch.zeros(1, dtype=torch.long)
+        for d, tok in enumerate(prefix):
+            node = self.trie.step(d, node, torch.tensor([int(tok)]))
+        return int(node)
+
+    def item_of(self, rec_id: Sequence[int]) -> int | None:
+        if len(rec_id) != self.levels + 1:
+            return None
+        leaf = self._walk(rec_id)
+        return None if leaf < 0 else int(self.trie.items[leaf])
+
+    def prefix_items(self, prefix: Sequence[int]) -> np.ndarray:
+        """Items whose Rec-ID starts with `prefix`, in token order (empty if none)."""
+        if len(prefix) > self.levels + 1:
+            return np.empty(0, np.int64)
+        node = self._walk(prefix)
+        if node < 0:
+            return np.empty(0, np.int64)
+        start, end = self.trie.items_under(len(prefix), torch.tensor([node]))
+        return self.trie.items[int(start):int(end)].numpy()
+
+    # ---- frames and files --------------------------------------------------------------------------------
+
+    def frame(self) -> pd.DataFrame:
+        """One row per item: item, name, c1..cM, p."""
+        cols = {"item": np.arange(self.num_items), "name": self.names}
+        cols.update({f"c{m + 1}": self.tokens[:, m] for m in range(self.levels)})
+        cols["p"] = self.tokens[:, -1]
+        return pd.DataFrame(cols)
+
+    def tree_frame(self) -> pd.DataFrame:
+        """Nodes for a plotly sunburst/treemap: id, parent, label, depth, items, popularity, item, name.
+
+        Ids are token paths ("5/3/7"); depth-1 nodes have parent "". Leaves are the items, labelled by name.
+        """
+        items = self.trie.items.numpy()
+        s = self.tokens[items]                                            # [I, T] sorted rows
+        pop_cum = np.r_[0, np.cumsum(self.popularity[items])]
+        frames, path = [], np.array([""], dtype=object)
+        for d in range(1, self.levels + 2):
+            bounds = self.trie.bounds[d].numpy()
+            start = bounds[:-1]
+            parent_path = path[np.repeat(np.arange(len(path)), np.diff(self.trie.indptr[d - 1].numpy()))]
+            tok = s[start, d - 1].astype(str).astype(object)
+            path = np.where(parent_path == "", tok, parent_path + "/" + tok)
+            leaf = d == self.levels + 1
+            frames.append(pd.DataFrame({
+                "id": path, "parent": parent_path,
+                "label": self.names[items[start]] if leaf else f"c{d}=" + tok,
+                "depth": d, "items": np.diff(bounds), "popularity": pop_cum[bounds[1:]] - pop_cum[start],
+                "item": items[start] if leaf else -1, "name": self.names[items[start]] if leaf else "",
+            }))
+        return pd.concat(frames, ignore_index=True)
+
+    def to_parquet(self, path: str | Path) -> None:
+        """Columns item, name, c1..cM, p; vocabulary and collision mode in the schema metadata. Atomic."""
+        meta = {"codebook_size": self.codebook_size, "collision": self.collision, "seed": self.seed}
+        table = pa.Table.from_pandas(self.frame(), preserve_index=False)
+        table = table.replace_schema_metadata({**table.schema.metadata, b"mmgrec": json.dumps(meta).encode()})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def read_parquet(cls, path: str | Path, popularity: np.ndarray | None = None) -> RecIDTable:
+        """Read a table written by `to_parquet`; popularity is not stored, pass it to get popularity sums."""
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {}).get(b"mmgrec", b"{}"))
+        df = table.to_pandas().sort_values("item")
+        if not np.array_equal(df["item"].to_numpy(), np.arange(len(df))):
+            raise ValueError(f"{path}: column item must hold 0..{len(df) - 1} once each")
+        codes = [c for c in df.columns if c.startswith("c") and c[1:].isdigit()]
+        tokens = df[[*sorted(codes, key=lambda c: int(c[1:])), "p"]].to_numpy(np.int64)
+        return cls.from_tokens(tokens, df["name"].tolist(), popularity=popularity,
+                               codebook_size=meta.get("codebook_size"),
+                               collision=meta.get("collision", "given"), seed=meta.get("seed", 0))
+
+    def __repr__(self) -> str:
+        return (f"RecIDTable({self.num_items} items, {self.levels} levels x {self.codebook_size} codes, "
+                f"collision={self.collision!r}, collision rate {self.collision_rate:.1%}, "
+                f"max p {self.max_p})")
