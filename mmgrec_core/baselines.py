@@ -31,7 +31,7 @@ MODELS = ("popularity", "mf", "lightgcn", "ease")
 class Popularity:
     """Recommend the most-interacted training items the user has not seen: the floor every model must clear."""
 
-    def fit(self, data: InteractionData, progress: Progress | None = None) -> "Popularity":
+    def fit(self, data: InteractionData, progress: Progress | None = None) -> Popularity:
         self.device = default_device()
         self.scores = torch.as_tensor(data.popularity, dtype=torch.float32, device=self.device)
         self.seen = UserItems(data, "train", self.device)
@@ -58,7 +58,7 @@ class EASE:
     def __init__(self, config: EASEConfig = EASEConfig()):
         self.config = config
 
-    def fit(self, data: InteractionData, progress: Progress | None = None) -> "EASE":
+    def fit(self, data: InteractionData, progress: Progress | None = None) -> EASE:
         if data.num_items > self.config.max_items:
             raise ValueError(f"EASE needs a dense {data.num_items} x {data.num_items} matrix "
                              f"({data.num_items ** 2 * 8 / 2**30:.0f} GiB); it is limited to "
@@ -123,7 +123,7 @@ class _BPRModel(nn.Module):
         """Final embeddings of all nodes [U + I, D] (users first)."""
         return self.embedding.weight
 
-    def fit(self, data: InteractionData, progress: Progress | None = None) -> "_BPRModel":
+    def fit(self, data: InteractionData, progress: Progress | None = None) -> _BPRModel:
         cfg = self.config
         seed_everything(cfg.seed)
         self.device = default_device()

@@ -7,7 +7,8 @@ split.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ KS = (5, 10, 20)
 class Recommender(Protocol):
     """The one contract every model (baselines and MMGRec) offers to the evaluator, app and notebooks."""
 
-    def fit(self, data: InteractionData) -> "Recommender": ...
+    def fit(self, data: InteractionData) -> Recommender: ...
 
     def recommend(self, users: torch.Tensor, k: int) -> torch.Tensor:
         """int64 [B, k] item ids, best first, never one of the user's training items (-1 pads short lists)."""

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import codecs
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from numpy.lib import format as npformat
 
-from .dataset import DatasetError, InteractionData, TEST, TRAIN, VALID
+from .dataset import TEST, TRAIN, VALID, DatasetError, InteractionData
 from .split import random_split
 
 try:  # numpy >= 2

@@ -110,7 +110,8 @@ def load_movielens(min_count: int = 5, split: str = "random", seed: int = 0) -> 
     genre_hot = genres.str.get_dummies(sep="|").to_numpy(np.float32)
     timestamps = ratings["timestamp"].to_numpy(np.int64)
     labels = leave_last_out(users, timestamps) if split == "last" else random_split(users, seed)
-    spec = f"movielens:min_count={min_count}" + (",split=last" if split == "last" else "") + (f",seed={seed}" if seed else "")
+    spec = f"movielens:min_count={min_count}" + (",split=last" if split == "last" else "")
+    spec += f",seed={seed}" if seed else ""
     return InteractionData(name=spec, num_users=len(user_ids), num_items=len(movie_ids), users=users,
                            items=items, split=labels, timestamps=timestamps, item_table=table,
                            features={"textual": embed_texts(texts), "genre": genre_hot},

@@ -27,10 +27,10 @@ from torch_geometric.nn import SAGEConv
 from ..data.dataset import InteractionData
 from ..data.sampling import bpr_triples
 from ..graph import bipartite_adj_t
-from ..quantize import ResidualQuantizer
 from ..recid import RecIDTable
 from ..runtime import default_device, seed_everything
 from ..training import Progress
+from .rqvae import RQVAE, standardised_features
 
 
 @dataclass(frozen=True)
@@ -50,23 +50,6 @@ class GraphRQVAEConfig:
     seed: int = 0
 
 
-def standardised_features(data: InteractionData) -> dict[str, np.ndarray]:
-    """Each modality z-scored per column (constant columns stay 0)."""
-    out = {}
-    for name, x in data.features.items():
-        std = x.std(0)
-        out[name] = ((x - x.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
-    return out
-
-
-def gen_on(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
-
-
 class GraphRQVAE(nn.Module):
     """The network: modality projection + CF embeddings, GraphSAGE encoder, RQ-VAE over item representations."""
 
@@ -81,10 +64,8 @@ class GraphRQVAE(nn.Module):
             nn.init.normal_(emb.weight, std=0.1)
         dims = [2 * d] * config.gcn_layers + [d]
         self.convs = nn.ModuleList(SAGEConv(a, b, aggr="mean") for a, b in zip(dims[:-1], dims[1:]))
-        self.encoder = mlp(d, d, config.latent_dim)
-        self.quantizer = ResidualQuantizer(levels=config.levels, codebook_size=config.codebook_size,
-                                           dim=config.latent_dim)
-        self.decoder = mlp(config.latent_dim, d, d)
+        self.rqvae = RQVAE(input_dim=d, hidden_dim=d, latent_dim=config.latent_dim, levels=config.levels,
+                           codebook_size=config.codebook_size)
 
     def item_input(self, features: torch.Tensor | None, cf: torch.Tensor | None = None) -> torch.Tensor:
         """h_i^(0) [I, 2D]; `cf` overrides the CF part (explanations replace it by its mean)."""
@@ -97,13 +78,6 @@ class GraphRQVAE(nn.Module):
         for conv in self.convs:
             h = nn.functional.leaky_relu(conv(h, adj_t))
         return h
-
-    def rqvae_loss(self, h_items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, codes) of the RQ-VAE on item representations [B, D]."""
-        z = self.encoder(h_items)
-        q = self.quantizer(z)
-        recon = self.decoder(q.quantized)
-        return (h_items - recon).pow(2).sum(-1).mean() + q.loss, q.codes
 
 
 class GraphRQVAETokenizer:
@@ -118,19 +92,15 @@ class GraphRQVAETokenizer:
         cfg = self.config
         seed_everything(cfg.seed)
         self.device = device = default_device()
-        feats = standardised_features(data)
-        self.modalities = {name: x.shape[1] for name, x in feats.items()}
-        self.features = (torch.from_numpy(np.concatenate(list(feats.values()), 1)).to(device)
-                         if feats else None)
+        x = standardised_features(data)
+        self.features = torch.from_numpy(x).to(device) if x.shape[1] else None
         self.adj_t = bipartite_adj_t(data).to(device)
-        self.model = model = GraphRQVAE(cfg, data.num_users, data.num_items,
-                                        sum(self.modalities.values())).to(device)
-        gcn_params = [p for n, p in model.named_parameters() if not n.startswith(("encoder", "decoder", "quantizer"))]
-        rq_params = [*model.encoder.parameters(), *model.decoder.parameters(), *model.quantizer.parameters()]
+        self.model = model = GraphRQVAE(cfg, data.num_users, data.num_items, x.shape[1]).to(device)
+        gcn_params = [p for n, p in model.named_parameters() if not n.startswith("rqvae.")]
         opt_gcn = torch.optim.Adam(gcn_params, lr=cfg.lr)
-        opt_rq = torch.optim.Adam(rq_params, lr=cfg.lr)
+        opt_rq = torch.optim.Adam(model.rqvae.parameters(), lr=cfg.lr)
         rng = np.random.default_rng(cfg.seed)
-        gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
         model.train()
         for epoch in range(1, cfg.epochs + 1):
             users, pos, neg = (torch.from_numpy(a).to(device) for a in bpr_triples(data, rng))
@@ -138,40 +108,28 @@ class GraphRQVAETokenizer:
             steps = 0
             for s in range(0, len(users), cfg.batch_size):
                 u, i, j = (t[s:s + cfg.batch_size] for t in (users, pos, neg))
-                h = model.propagate(model.item_input(self.features), self.adj_t)
-                hu, hi, hj = h[u], h[data.num_users + i], h[data.num_users + j]
-                reg = (model.user.weight[u].pow(2).sum() + model.item_cf.weight[i].pow(2).sum()
-                       + model.item_cf.weight[j].pow(2).sum()) / (2 * len(u))
-                bpr = nn.functional.softplus((hu * hj).sum(-1) - (hu * hi).sum(-1)).mean() + cfg.reg * reg
+                h = model.propagate(model.item_input(self.features), self.adj_t)          # [U + I, D]
+                bpr = self._bpr_loss(h, u, i + data.num_users, j + data.num_users)
                 opt_gcn.zero_grad()
                 bpr.backward()
                 opt_gcn.step()
-                rq = self._rq_step(model, h.detach()[data.num_users:], opt_rq, gen)
+                rq = model.rqvae.train_step(h.detach()[data.num_users:], opt_rq, cfg.rq_batch_size, gen)
                 bpr_total, rq_total, steps = bpr_total + bpr.item(), rq_total + rq, steps + 1
             if progress:
                 progress(epoch, {"bpr": bpr_total / steps, "rqvae": rq_total / steps})
-        with torch.no_grad():
-            model.eval()
-            h_items = self.item_representations()
-        with torch.no_grad():     # the representation moved under the codebooks: re-seed them on where it ended
-            model.quantizer.init_codebooks(model.encoder(h_items), generator=gen_on(device, cfg.seed))
-        model.train()
-        for _ in range(cfg.polish_steps):
-            self._rq_step(model, h_items, opt_rq, gen)
         model.eval()
-        self.h_items = h_items
-        codes = self.encode(h_items)
+        self.h_items = self.item_representations()
+        model.rqvae.settle(self.h_items, opt_rq, cfg.polish_steps, cfg.rq_batch_size, gen)
+        codes = self.encode(self.h_items)
         return RecIDTable(codes.cpu().numpy(), data.popularity, data.item_table["name"].tolist(),
                           collision=cfg.collision, seed=cfg.seed, codebook_size=cfg.codebook_size)
 
-    def _rq_step(self, model: GraphRQVAE, h_items: torch.Tensor, opt: torch.optim.Optimizer,
-                 gen: torch.Generator) -> float:
-        idx = torch.randint(len(h_items), (min(self.config.rq_batch_size, len(h_items)),), generator=gen)
-        loss, _ = model.rqvae_loss(h_items[idx.to(h_items.device)])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+    def _bpr_loss(self, h: torch.Tensor, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """BPR on h_u . h_i with L2 on the batch's input embeddings (i, j are node ids)."""
+        m, n_u = self.model, self.model.num_users
+        reg = (m.user.weight[u].pow(2).sum() + m.item_cf.weight[i - n_u].pow(2).sum()
+               + m.item_cf.weight[j - n_u].pow(2).sum()) / (2 * len(u))
+        return nn.functional.softplus((h[u] * h[j]).sum(-1) - (h[u] * h[i]).sum(-1)).mean() + self.config.reg * reg
 
     @torch.no_grad()
     def item_representations(self, features: torch.Tensor | None = None, cf: torch.Tensor | None = None
@@ -184,4 +142,4 @@ class GraphRQVAETokenizer:
     @torch.no_grad()
     def encode(self, h_items: torch.Tensor) -> torch.Tensor:
         """Semantic codes int64 [I, M] of item representations [I, D]."""
-        return self.model.quantizer.encode(self.model.encoder(h_items))
+        return self.model.rqvae.encode(h_items)

@@ -19,7 +19,7 @@ def test_codes_are_healthy_unique_and_reproducible(fitted):
     data, tok, table = fitted
     assert table.tokens.shape == (data.num_items, SMALL.levels + 1)
     assert len(np.unique(table.tokens, axis=0)) == data.num_items
-    assert min(tok.model.quantizer.usage(tok.encode(tok.h_items))) >= 0.8
+    assert min(tok.model.rqvae.quantizer.usage(tok.encode(tok.h_items))) >= 0.8
     again = GraphRQVAETokenizer(SMALL).fit(data)
     assert np.array_equal(again.tokens, table.tokens)
 

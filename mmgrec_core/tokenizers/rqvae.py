@@ -1,0 +1,134 @@
+"""RQ-VAE: the encoder -> residual quantizer -> decoder block every learned tokenizer shares, and the plain
+"RQ-VAE on raw features" tokenizer (the paper's "ID w/o", MGR-EF's early fusion: no graph, no CF signal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.dataset import InteractionData
+from ..quantize import ResidualQuantizer
+from ..recid import RecIDTable
+from ..runtime import default_device, seed_everything
+from ..training import Progress
+
+
+def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
+
+
+def standardised_features(data: InteractionData, names: list[str] | None = None) -> np.ndarray:
+    """The chosen modalities (default: all), each z-scored per column, concatenated: float32 [I, sum d].
+
+    Standardising puts a 384-d sentence embedding and a 19-d multi-hot on equal footing before any projection.
+    """
+    parts = []
+    for name in names or list(data.features):
+        x = data.features[name]
+        std = x.std(0)
+        parts.append(((x - x.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32))
+    return np.concatenate(parts, 1) if parts else np.zeros((data.num_items, 0), np.float32)
+
+
+class RQVAE(nn.Module):
+    """x [N, d_in] -> 2-layer MLP -> z [N, latent] -> residual quantization -> 2-layer MLP -> x_hat.
+
+    Loss = ||x - x_hat||^2 summed over dimensions (averaging starves the codebooks, peers found) + RQ loss.
+    """
+
+    def __init__(self, *, input_dim: int, hidden_dim: int, latent_dim: int, levels: int, codebook_size: int):
+        super().__init__()
+        self.encoder = mlp(input_dim, hidden_dim, latent_dim)
+        self.quantizer = ResidualQuantizer(levels=levels, codebook_size=codebook_size, dim=latent_dim)
+        self.decoder = mlp(latent_dim, hidden_dim, input_dim)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.quantizer(self.encoder(x))
+        return (x - self.decoder(q.quantized)).pow(2).sum(-1).mean() + q.loss
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Semantic codes int64 [N, M]."""
+        return self.quantizer.encode(self.encoder(x))
+
+    def train_step(self, x: torch.Tensor, opt: torch.optim.Optimizer, batch_size: int,
+                   gen: torch.Generator) -> float:
+        """One step on a random batch of the rows of x."""
+        idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen).to(x.device)
+        loss = self.loss(x[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def settle(self, x: torch.Tensor, opt: torch.optim.Optimizer, steps: int, batch_size: int,
+               gen: torch.Generator) -> None:
+        """Re-seed the codebooks by k-means on the latents of *all* rows, then train `steps` more.
+
+        Codebooks learned while the encoder (or, in the Graph RQ-VAE, the GCN) was still moving describe latents
+        that no longer exist; re-seeding on where the latents ended keeps every codeword in use.
+        """
+        with torch.no_grad():
+            self.quantizer.init_codebooks(self.encoder(x), generator=torch.Generator(x.device).manual_seed(
+                int(torch.randint(2**31, (1,), generator=gen))))
+        self.train()
+        for _ in range(steps):
+            self.train_step(x, opt, batch_size, gen)
+        self.eval()
+
+
+@dataclass(frozen=True)
+class RQVAEConfig:
+    hidden_dim: int = 64
+    latent_dim: int = 32
+    levels: int = 3
+    codebook_size: int = 128
+    lr: float = 1e-3
+    batch_size: int = 1024
+    steps: int = 2000             # training steps before the codebooks are re-seeded
+    polish_steps: int = 300       # steps after re-seeding
+    collision: str = "popularity"
+    seed: int = 0
+
+
+class RQVAETokenizer:
+    """RQ-VAE on the concatenated, standardised raw modality features (`modalities`: a subset, default all)."""
+
+    name = "rqvae"
+
+    def __init__(self, config: RQVAEConfig = RQVAEConfig(), modalities: list[str] | None = None):
+        self.config, self.modalities = config, modalities
+
+    def fit(self, data: InteractionData, progress: Progress | None = None) -> RecIDTable:
+        codes = self.fit_codes(data, progress)
+        cfg = self.config
+        return RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), collision=cfg.collision,
+                          seed=cfg.seed, codebook_size=cfg.codebook_size)
+
+    def fit_codes(self, data: InteractionData, progress: Progress | None = None) -> np.ndarray:
+        """Train and return semantic codes int64 [I, M]."""
+        cfg = self.config
+        seed_everything(cfg.seed)
+        device = default_device()
+        x = standardised_features(data, self.modalities)
+        if x.shape[1] == 0:
+            raise ValueError(f"{data.name} has no item features; the rqvae tokenizer needs at least one modality")
+        self.x = torch.from_numpy(x).to(device)
+        self.rqvae = rq = RQVAE(input_dim=x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
+                                levels=cfg.levels, codebook_size=cfg.codebook_size).to(device)
+        opt = torch.optim.Adam(rq.parameters(), lr=cfg.lr)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        rq.train()
+        for step in range(1, cfg.steps + 1):
+            loss = rq.train_step(self.x, opt, cfg.batch_size, gen)
+            if progress and step % 100 == 0:
+                progress(step, {"rqvae": loss})
+        rq.settle(self.x, opt, cfg.polish_steps, cfg.batch_size, gen)
+        return self.encode(self.x).cpu().numpy()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes of (possibly modified) standardised features [N, d]."""
+        return self.rqvae.encode(x)
