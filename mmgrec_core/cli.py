@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from .data.dataset import DatasetError
 from .data.loaders import load_dataset
 from .evaluate import KS
 from .files import read_json, write_json
+from .recid import COLLISIONS
+from .tokenizers import TOKENIZERS, make_tokenizer, table_stats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     p.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser("tokenize", help="assign Rec-IDs; write DIR/rec_ids.parquet and DIR/tokenizer_stats.json")
+    t.add_argument("--dataset", default="demo", help="dataset spec (as for baselines)")
+    t.add_argument("--tokenizer", default="graph_rqvae", choices=TOKENIZERS)
+    t.add_argument("--levels", type=int, default=3)
+    t.add_argument("--codebook", type=int, default=128)
+    t.add_argument("--collision", default="popularity", choices=COLLISIONS)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     try:
-        return baselines(args)
+        return tokenize(args) if args.command == "tokenize" else baselines(args)
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -71,6 +83,24 @@ def baselines(args: argparse.Namespace) -> int:
         write_json(path, report)
     print(format_table(report))
     print(f"wrote {path}")
+    return 0
+
+
+def tokenize(args: argparse.Namespace) -> int:
+    data = _load(args.dataset)
+    print(data)
+    tok = make_tokenizer(args.tokenizer, levels=args.levels, codebook_size=args.codebook,
+                         collision=args.collision, seed=args.seed)
+    start = time.perf_counter()
+    with tqdm(desc=args.tokenizer, unit="epoch", leave=False) as bar:
+        table = tok.fit(data, progress=lambda step, info: (bar.set_postfix(info, refresh=False), bar.update()))
+    stats = {"tokenizer": args.tokenizer, "dataset": args.dataset, "levels": args.levels,
+             "codebook": args.codebook, "collision": args.collision, **table_stats(table),
+             "seconds": round(time.perf_counter() - start, 2)}
+    table.to_parquet(args.out / "rec_ids.parquet")
+    write_json(args.out / "tokenizer_stats.json", stats)
+    print(json.dumps(stats))
+    print(f"wrote {args.out / 'rec_ids.parquet'} and {args.out / 'tokenizer_stats.json'}")
     return 0
 
 
