@@ -53,7 +53,8 @@ def test_tokenize_cli_writes_parquet_and_stats(tmp_path):
                "--out", str(tmp_path)])
     assert rc == 0
     stats = json.loads((tmp_path / "tokenizer_stats.json").read_text())
-    assert {"tokenizer", "levels", "codebook", "collision_rate", "usage", "perplexity", "unique", "seconds"} <= set(stats)
+    keys = {"tokenizer", "levels", "codebook", "collision_rate", "usage", "perplexity", "unique", "seconds"}
+    assert keys <= set(stats)
     assert stats["unique"] is True and len(stats["usage"]) == 3
     frame = pd.read_parquet(tmp_path / "rec_ids.parquet")
     assert list(frame.columns) == ["item", "name", "c1", "c2", "c3", "p"]
