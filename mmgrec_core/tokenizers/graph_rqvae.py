@@ -30,7 +30,7 @@ from ..graph import bipartite_adj_t
 from ..recid import RecIDTable
 from ..runtime import default_device, seed_everything
 from ..training import Progress
-from .rqvae import RQVAE, standardised_features
+from .rqvae import RQVAE, modality_slices, standardised_features, without
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class GraphRQVAE(nn.Module):
 
 
 class GraphRQVAETokenizer:
-    """`fit(data) -> RecIDTable`; afterwards `encode_items` re-encodes items under modified inputs."""
+    """`fit(data) -> RecIDTable`; afterwards `trace` and `ablations` explain an item's codes."""
 
     name = "graph_rqvae"
 
@@ -94,6 +94,7 @@ class GraphRQVAETokenizer:
         self.device = device = default_device()
         x = standardised_features(data)
         self.features = torch.from_numpy(x).to(device) if x.shape[1] else None
+        self.slices = modality_slices(data)
         self.adj_t = bipartite_adj_t(data).to(device)
         self.model = model = GraphRQVAE(cfg, data.num_users, data.num_items, x.shape[1]).to(device)
         gcn_params = [p for n, p in model.named_parameters() if not n.startswith("rqvae.")]
@@ -143,3 +144,24 @@ class GraphRQVAETokenizer:
     def encode(self, h_items: torch.Tensor) -> torch.Tensor:
         """Semantic codes int64 [I, M] of item representations [I, D]."""
         return self.model.rqvae.encode(h_items)
+
+    # ---- explanations ------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def trace(self, item: int) -> dict[str, torch.Tensor]:
+        """The quantizer's per-level record for one item (see `ResidualQuantizer.trace`)."""
+        return self.model.rqvae.quantizer.trace(self.model.rqvae.encoder(self.h_items[item:item + 1]))
+
+    @torch.no_grad()
+    def ablations(self, item: int) -> dict[str, np.ndarray]:
+        """The item's semantic codes with each modality, and then its CF embedding, replaced by the catalog mean.
+
+        The whole graph is propagated again because the item's input reaches its own representation also
+        through its neighbours (two hops); on the demo world that is a few milliseconds.
+        """
+        out = {name: self.item_representations(features=without(self.features, item, cols))[item:item + 1]
+               for name, cols in self.slices.items()}
+        cf = self.model.item_cf.weight.clone()
+        cf[item] = cf.mean(0)
+        out["cf"] = self.item_representations(cf=cf)[item:item + 1]
+        return {name: self.encode(h)[0].cpu().numpy() for name, h in out.items()}

@@ -20,6 +20,22 @@ def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
 
 
+def modality_slices(data: InteractionData, names: list[str] | None = None) -> dict[str, slice]:
+    """Column range of each modality inside `standardised_features(data, names)`."""
+    out, start = {}, 0
+    for name in names or list(data.features):
+        out[name] = slice(start, start + data.features[name].shape[1])
+        start += data.features[name].shape[1]
+    return out
+
+
+def without(x: torch.Tensor, item: int, columns: slice) -> torch.Tensor:
+    """A copy of x with one item's columns set to the catalog mean (0 after standardisation)."""
+    x = x.clone()
+    x[item, columns] = 0.0
+    return x
+
+
 def standardised_features(data: InteractionData, names: list[str] | None = None) -> np.ndarray:
     """The chosen modalities (default: all), each z-scored per column, concatenated: float32 [I, sum d].
 
@@ -117,6 +133,7 @@ class RQVAETokenizer:
         if x.shape[1] == 0:
             raise ValueError(f"{data.name} has no item features; the rqvae tokenizer needs at least one modality")
         self.x = torch.from_numpy(x).to(device)
+        self.slices = modality_slices(data, self.modalities)
         self.rqvae = rq = RQVAE(input_dim=x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
                                 levels=cfg.levels, codebook_size=cfg.codebook_size).to(device)
         opt = torch.optim.Adam(rq.parameters(), lr=cfg.lr)
@@ -132,3 +149,16 @@ class RQVAETokenizer:
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes of (possibly modified) standardised features [N, d]."""
         return self.rqvae.encode(x)
+
+    # ---- explanations ------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def trace(self, item: int) -> dict[str, torch.Tensor]:
+        """The quantizer's per-level record for one item (see `ResidualQuantizer.trace`)."""
+        return self.rqvae.quantizer.trace(self.rqvae.encoder(self.x[item:item + 1]))
+
+    @torch.no_grad()
+    def ablations(self, item: int) -> dict[str, np.ndarray]:
+        """The item's semantic codes with each modality replaced by its mean."""
+        return {name: self.encode(without(self.x, item, cols)[item:item + 1])[0].cpu().numpy()
+                for name, cols in self.slices.items()}
