@@ -1,0 +1,112 @@
+"""Sweeps of Rec-ID health against codebook size and depth, cached on disk for the app and notebooks.
+
+Each tokenizer's *representation* is computed once (Graph RQ-VAE's h_i, or the standardised raw features) and
+only the quantization is refitted per (levels, codebook size) point: the GCN does not depend on the codebook, so
+retraining it per point would cost minutes and measure nothing new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data.dataset import InteractionData
+from .data.loaders import cache_dir
+from .files import atomic_write_bytes
+from .quantize import code_perplexity, code_usage
+from .recid import RecIDTable
+from .runtime import default_device, seed_everything
+from .tokenizers.graph_rqvae import GraphRQVAEConfig, GraphRQVAETokenizer
+from .tokenizers.hkmeans import hierarchical_kmeans
+from .tokenizers.rqvae import RQVAE, RQVAEConfig, standardised_features
+
+SWEEP_TOKENIZERS = ("graph_rqvae", "rqvae", "hkmeans", "late_fusion")
+CODEBOOKS = (16, 32, 64, 128, 256, 512)
+LEVELS = (2, 3, 4)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    tokenizers: tuple[str, ...] = SWEEP_TOKENIZERS
+    codebooks: tuple[int, ...] = CODEBOOKS
+    levels: tuple[int, ...] = LEVELS
+    steps: int = 600              # RQ-VAE steps per point (then k-means re-seed and `polish_steps`)
+    polish_steps: int = 200
+    graph_epochs: int = 30        # Graph RQ-VAE epochs for the shared representation
+    seed: int = 0
+
+
+def _quantize(x: torch.Tensor, levels: int, codebook: int, cfg: SweepConfig) -> np.ndarray:
+    """Fit an RQ-VAE on the fixed rows of x and return its codes [N, levels]."""
+    seed_everything(cfg.seed)
+    base = RQVAEConfig()
+    rq = RQVAE(input_dim=x.shape[1], hidden_dim=base.hidden_dim, latent_dim=base.latent_dim, levels=levels,
+               codebook_size=codebook).to(x.device)
+    opt = torch.optim.Adam(rq.parameters(), lr=base.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rq.train()
+    for _ in range(cfg.steps):
+        rq.train_step(x, opt, base.batch_size, gen)
+    rq.settle(x, opt, cfg.polish_steps, base.batch_size, gen)
+    return rq.encode(x).cpu().numpy()
+
+
+def _row(tokenizer: str, levels: int, codebook: int, codes: np.ndarray, popularity: np.ndarray,
+         vocab: int) -> dict:
+    table = RecIDTable(codes, popularity, [""] * len(codes), codebook_size=vocab)
+    c = torch.from_numpy(codes)
+    return {"tokenizer": tokenizer, "levels": levels, "codebook": codebook,
+            "collision_rate": table.collision_rate,
+            "unique_prefix_share": len(np.unique(codes, axis=0)) / len(codes),
+            "max_p": table.max_p,
+            "usage": float(np.mean(code_usage(c, vocab))),
+            "perplexity": float(np.mean(code_perplexity(c, vocab)))}
+
+
+def sweep(data: InteractionData, config: SweepConfig = SweepConfig(),
+          progress: Callable[[float, str], None] | None = None, use_cache: bool = True) -> pd.DataFrame:
+    """One row per (tokenizer, levels, codebook): collision rate, unique-prefix share, mean usage/perplexity.
+
+    Results are cached under `cache_dir()/sweeps/` by a hash of the dataset name, counts and config.
+    """
+    key = hashlib.sha256(json.dumps([data.name, data.counts(), dataclasses.asdict(config)]).encode())
+    path = cache_dir() / "sweeps" / f"{key.hexdigest()[:16]}.parquet"
+    if use_cache and path.exists():
+        return pd.read_parquet(path)
+    device = default_device()
+    inputs = _representations(data, config, device)
+    points = [(t, m, k) for t in config.tokenizers for m in config.levels for k in config.codebooks]
+    rows = []
+    for n, (tok, m, k) in enumerate(points):
+        if progress:
+            progress(n / len(points), f"{tok}: {m} levels x {k} codewords")
+        if tok == "hkmeans":
+            codes = hierarchical_kmeans(inputs["graph"], m, k, config.seed)
+        elif tok == "late_fusion":
+            codes = np.concatenate([_quantize(x, m, k, config) for x in inputs["modalities"]], 1)
+        else:
+            codes = _quantize(inputs["graph" if tok == "graph_rqvae" else "raw"], m, k, config)
+        rows.append(_row(tok, m, k, codes, data.popularity, k))
+    if progress:
+        progress(1.0, "done")
+    frame = pd.DataFrame(rows)
+    atomic_write_bytes(path, frame.to_parquet())
+    return frame
+
+
+def _representations(data: InteractionData, cfg: SweepConfig, device: torch.device) -> dict:
+    out: dict = {}
+    if {"graph_rqvae", "hkmeans"} & set(cfg.tokenizers):
+        graph = GraphRQVAETokenizer(GraphRQVAEConfig(epochs=cfg.graph_epochs, seed=cfg.seed))
+        graph.fit(data)
+        out["graph"] = graph.h_items
+    out["raw"] = torch.from_numpy(standardised_features(data)).to(device)
+    out["modalities"] = [torch.from_numpy(standardised_features(data, [m])).to(device) for m in data.features]
+    return out
+

@@ -1,0 +1,23 @@
+import pytest
+
+from mmgrec_core.analysis import SweepConfig, sweep
+from mmgrec_core.data.loaders import load_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
+TINY = SweepConfig(codebooks=(4, 16), levels=(2, 3), steps=50, polish_steps=20, graph_epochs=1)
+
+
+def test_sweep_rows_trends_and_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMGREC_CACHE", str(tmp_path))
+    data = load_dataset("demo:items=200,users=150,seed=7")
+    seen = []
+    frame = sweep(data, TINY, progress=lambda f, msg: seen.append(f))
+    assert len(frame) == 4 * 2 * 2 and seen[-1] == 1.0
+    assert frame["collision_rate"].between(0, 1).all()
+    # more room, fewer collisions: 3 x 16 can hold every item apart, 2 x 4 cannot (16 prefixes < 200 items)
+    by = frame.set_index(["tokenizer", "levels", "codebook"])["collision_rate"]
+    for tok in TINY.tokenizers:
+        assert by[(tok, 2, 4)] > by[(tok, 3, 16)]
+    assert list((tmp_path / "sweeps").glob("*.parquet"))
+    again = sweep(data, TINY, progress=lambda f, msg: pytest.fail("should come from the cache"))
+    assert again.equals(frame)
