@@ -57,7 +57,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     data = load_dataset(args.dataset)
     if args.trials:
-        rows = [trial(data, *parse_trial(t)) for t in args.trials]
+        rows = [trial(data, model, **kw) for model, kw in map(parse_trial, args.trials)]
     else:
         rows = coordinate_search(data, "mf") + coordinate_search(data, "lightgcn")
     frame = pd.DataFrame(rows).assign(dataset=args.dataset)
