@@ -30,6 +30,9 @@ class Explanation:
 
 def explain(tokenizer, table: RecIDTable, item: int) -> Explanation:
     """Explain `item`'s Rec-ID under a fitted `tokenizer` and its `table`."""
+    if not hasattr(tokenizer, "trace"):
+        raise TypeError(f"{tokenizer.name} Rec-IDs have no per-level codebook trace; explanations cover "
+                        f"graph_rqvae and rqvae")
     if not 0 <= item < table.num_items:
         raise ValueError(f"item {item} is not in the catalog (0..{table.num_items - 1})")
     rec_id = table.rec_id(item)
