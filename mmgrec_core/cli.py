@@ -18,6 +18,7 @@ from .data.loaders import load_dataset
 from .evaluate import KS
 from .files import read_json, write_json
 from .recid import COLLISIONS
+from .runs import RunError, load_run, resolve_config
 from .tokenizers import TOKENIZERS, make_tokenizer, table_stats
 
 
@@ -37,10 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--collision", default="popularity", choices=COLLISIONS)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, type=Path)
+    r = sub.add_parser("train", help="tokenizer -> generator -> evaluation beside the baselines; write a run DIR")
+    r.add_argument("--dataset", help="dataset spec (default: the config's, else demo)")
+    r.add_argument("--out", type=Path, help="run directory to create")
+    r.add_argument("--config", type=Path, help="JSON file with (part of) the run configuration")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one option, e.g. pe=none, collision=random, tokenizer.name=rqvae, epochs=5")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in DIR")
+    c = sub.add_parser("recommend", help="top-K items for one user from a finished run")
+    c.add_argument("--run", type=Path, required=True)
+    c.add_argument("--user", type=int, required=True)
+    c.add_argument("--k", type=int, default=10)
+    c.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
+    commands = {"tokenize": tokenize, "baselines": baselines, "train": train, "recommend": recommend}
     try:
-        return tokenize(args) if args.command == "tokenize" else baselines(args)
-    except DatasetError as e:
+        return commands[args.command](args)
+    except (DatasetError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -102,6 +117,72 @@ def tokenize(args: argparse.Namespace) -> int:
     print(json.dumps(stats))
     print(f"wrote {args.out / 'rec_ids.parquet'} and {args.out / 'tokenizer_stats.json'}")
     return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from .pipeline import train_run
+
+    if args.resume is None and args.out is None:
+        print("error: train needs --out DIR (or --resume DIR)", file=sys.stderr)
+        return 2
+    config = read_json(args.config) if args.config else {}
+    if not isinstance(config, dict):
+        raise RunError(f"{args.config}: expected a JSON object")
+    if args.dataset:
+        config["dataset"] = args.dataset
+    if args.seed is not None:
+        config["seed"] = args.seed
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, step: int, info: dict[str, float]) -> None:
+        bar = bars.setdefault(stage, tqdm(desc=stage, unit="step", leave=False))
+        bar.set_postfix({k: round(v, 4) for k, v in info.items() if k != "seconds"}, refresh=False)
+        bar.update()
+
+    if args.resume:
+        if args.config or args.set or args.dataset or args.seed is not None:
+            raise RunError("--resume continues the run exactly as configured; drop the other options")
+        out = args.resume
+        metrics = train_run(out, resume=True, progress=progress)
+    else:
+        out = args.out
+        config = resolve_config(config, args.set)
+        print(f"dataset {config['dataset']}, tokenizer {config['tokenizer']['name']}, pe {config['generator']['pe']}")
+        metrics = train_run(out, config, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    print(format_table(metrics))
+    print(f"wrote run {out}")
+    return 0
+
+
+def recommend(args: argparse.Namespace) -> int:
+    import torch
+
+    run = _quiet(load_run, args.run)
+    if not 0 <= args.user < run.data.num_users:
+        raise RunError(f"user {args.user} is not in {run.config['dataset']} (0..{run.data.num_users - 1})")
+    if args.k < 1:
+        raise RunError(f"--k must be at least 1, got {args.k}")
+    result = run.recommender.search(torch.tensor([args.user]), args.k)
+    keep = result.items[0] >= 0
+    items = result.items[0][keep].tolist()
+    scores = [round(float(s), 4) for s in result.scores[0][keep]]
+    names = [str(run.table.names[i]) for i in items]
+    rec_ids = [list(run.table.rec_id(i)) for i in items]
+    if args.json:
+        print(json.dumps({"user": args.user, "items": items, "names": names, "rec_ids": rec_ids, "scores": scores}))
+    else:
+        print(pd.DataFrame({"item": items, "name": names, "rec_id": [tuple(r) for r in rec_ids],
+                            "log_prob": scores}, index=range(1, len(items) + 1)).to_string())
+    return 0
+
+
+def _quiet(fn, *args):
+    """Run `fn` with dataset warnings silenced (recommend prints results, not data-quality notes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args)
 
 
 def format_table(report: dict) -> str:

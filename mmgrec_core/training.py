@@ -28,7 +28,20 @@ class EarlyStopping:
             self.best_state = copy.deepcopy(model.state_dict())
         else:
             self._bad += 1
+        return self.should_stop
+
+    @property
+    def should_stop(self) -> bool:
         return self._bad >= self.patience
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue after a restart (tensors and plain values: loadable weights-only)."""
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "bad": self._bad,
+                "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_score, self.best_epoch, self._bad = state["best_score"], state["best_epoch"], state["bad"]
+        self.best_state = state["best_state"]
 
     def restore(self, model: torch.nn.Module) -> None:
         """Load the best weights seen back into `model`."""

@@ -91,12 +91,8 @@ class GraphRQVAETokenizer:
     def fit(self, data: InteractionData, progress: Progress | None = None) -> RecIDTable:
         cfg = self.config
         seed_everything(cfg.seed)
-        self.device = device = default_device()
-        x = standardised_features(data)
-        self.features = torch.from_numpy(x).to(device) if x.shape[1] else None
-        self.slices = modality_slices(data)
-        self.adj_t = bipartite_adj_t(data).to(device)
-        self.model = model = GraphRQVAE(cfg, data.num_users, data.num_items, x.shape[1]).to(device)
+        model = self._setup(data)
+        device = self.device
         gcn_params = [p for n, p in model.named_parameters() if not n.startswith("rqvae.")]
         opt_gcn = torch.optim.Adam(gcn_params, lr=cfg.lr)
         opt_rq = torch.optim.Adam(model.rqvae.parameters(), lr=cfg.lr)
@@ -124,6 +120,34 @@ class GraphRQVAETokenizer:
         codes = self.encode(self.h_items)
         return RecIDTable(codes.cpu().numpy(), data.popularity, data.item_table["name"].tolist(),
                           collision=cfg.collision, seed=cfg.seed, codebook_size=cfg.codebook_size)
+
+    def _setup(self, data: InteractionData) -> GraphRQVAE:
+        """Inputs on the device and an untrained network: shared by `fit` and `restore`."""
+        self.device = device = default_device()
+        x = standardised_features(data)
+        self.features = torch.from_numpy(x).to(device) if x.shape[1] else None
+        self.slices = modality_slices(data)
+        self.adj_t = bipartite_adj_t(data).to(device)
+        self.model = GraphRQVAE(self.config, data.num_users, data.num_items, x.shape[1]).to(device)
+        return self.model
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted weights (saved in a run as tokenizer.safetensors)."""
+        return self.model.state_dict()
+
+    def restore(self, data: InteractionData, state: dict[str, torch.Tensor]) -> GraphRQVAETokenizer:
+        """Rebuild a fitted tokenizer from `state` on the data it was fitted on (no training)."""
+        self._setup(data).load_state_dict(state)
+        self.model.eval()
+        self.h_items = self.item_representations()
+        return self
+
+    @torch.no_grad()
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h_u [U, D], h_i [I, D]): what the generator embeds histories and users with."""
+        m = self.model
+        h = m.propagate(m.item_input(self.features), self.adj_t)
+        return h[:m.num_users], h[m.num_users:]
 
     def _bpr_loss(self, h: torch.Tensor, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """BPR on h_u . h_i with L2 on the batch's input embeddings (i, j are node ids)."""

@@ -128,14 +128,7 @@ class RQVAETokenizer:
         """Train and return semantic codes int64 [I, M]."""
         cfg = self.config
         seed_everything(cfg.seed)
-        device = default_device()
-        x = standardised_features(data, self.modalities)
-        if x.shape[1] == 0:
-            raise ValueError(f"{data.name} has no item features; the rqvae tokenizer needs at least one modality")
-        self.x = torch.from_numpy(x).to(device)
-        self.slices = modality_slices(data, self.modalities)
-        self.rqvae = rq = RQVAE(input_dim=x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
-                                levels=cfg.levels, codebook_size=cfg.codebook_size).to(device)
+        rq = self._setup(data)
         opt = torch.optim.Adam(rq.parameters(), lr=cfg.lr)
         gen = torch.Generator().manual_seed(cfg.seed)
         rq.train()
@@ -145,6 +138,28 @@ class RQVAETokenizer:
                 progress(step, {"rqvae": loss})
         rq.settle(self.x, opt, cfg.polish_steps, cfg.batch_size, gen)
         return self.encode(self.x).cpu().numpy()
+
+    def _setup(self, data: InteractionData) -> RQVAE:
+        """Standardised features on the device and an untrained RQ-VAE: shared by `fit_codes` and `restore`."""
+        cfg = self.config
+        x = standardised_features(data, self.modalities)
+        if x.shape[1] == 0:
+            raise ValueError(f"{data.name} has no item features; the rqvae tokenizer needs at least one modality")
+        self.x = torch.from_numpy(x).to(default_device())
+        self.slices = modality_slices(data, self.modalities)
+        self.rqvae = RQVAE(input_dim=x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
+                           levels=cfg.levels, codebook_size=cfg.codebook_size).to(self.x.device)
+        return self.rqvae
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted weights (saved in a run as tokenizer.safetensors)."""
+        return self.rqvae.state_dict()
+
+    def restore(self, data: InteractionData, state: dict[str, torch.Tensor]) -> RQVAETokenizer:
+        """Rebuild a fitted tokenizer from `state` on the data it was fitted on (no training)."""
+        self._setup(data).load_state_dict(state)
+        self.rqvae.eval()
+        return self
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes of (possibly modified) standardised features [N, d]."""

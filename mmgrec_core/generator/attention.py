@@ -1,0 +1,76 @@
+"""Relation-aware self-attention (MMGRec §4.3.2, Eq. 14-19): attention over an *unordered* history.
+
+A user's history is a set, so absolute positions mean nothing. Instead every head adds a user-specific relation
+term to its scores and values:
+
+    scores_h = (E Wq_h)(E Wk_h)^T / sqrt(d_h)  +  s_q(u) s_k(u) (E Uq)(E Uk)^T / sqrt(D)
+    values_h = E Wv_h  +  [s_v(u) E Uv]_h
+
+with per-head Wq/Wk/Wv (the usual D -> H x d_h split), Uq/Uk/Uv (D x D) shared by all heads, and s_*(u) one
+scalar per user from a small MLP on the user's representation. The user part costs three scalars per user,
+which is the paper's point. The shared value term is split across heads like the per-head values, so the
+concatenated heads carry E (Wv + Wv_u) as in Eq. 19.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class RelationAwareSelfAttention(nn.Module):
+    """Multi-head self-attention with an optional user-specific relation term (`relation=False`: plain MHA)."""
+
+    def __init__(self, dim: int, heads: int, user_dim: int, dropout: float = 0.0, relation: bool = True):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+        self.dim, self.heads, self.dropout = dim, heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)                                # per-head Wq, Wk, Wv
+        self.out = nn.Linear(dim, dim)
+        self.relation = relation
+        if relation:
+            self.u_qkv = nn.Linear(dim, 3 * dim, bias=False)              # shared Uq, Uk, Uv
+            self.user_scale = nn.Sequential(nn.Linear(user_dim, dim), nn.ReLU(), nn.Linear(dim, 3))
+
+    def forward(self, e: Tensor, pad: Tensor, user: Tensor) -> Tensor:
+        """e [B, N, D] history embeddings, pad bool [B, N] (True = padding), user [B, user_dim] -> [B, N, D]."""
+        b, n, d = e.shape
+        q, k, v = self._heads(self.qkv(e)).unbind(0)                      # [B, H, N, d_h] each
+        mask = torch.zeros(b, 1, 1, n, dtype=e.dtype, device=e.device).masked_fill(pad[:, None, None], -math.inf)
+        if self.relation:
+            s_q, s_k, s_v = self.user_scale(user).unbind(-1)              # [B] each
+            uq, uk, uv = self.u_qkv(e).chunk(3, -1)                       # [B, N, D] each
+            rel = (s_q * s_k)[:, None, None] * (uq @ uk.transpose(1, 2)) / math.sqrt(d)
+            mask = mask + rel[:, None]                                    # [B, 1, N, N], shared by heads
+            v = v + self._split(s_v[:, None, None] * uv)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(x.transpose(1, 2).reshape(b, n, d))
+
+    def _split(self, x: Tensor) -> Tensor:
+        """[B, N, D] -> [B, H, N, d_h]."""
+        b, n, _ = x.shape
+        return x.view(b, n, self.heads, -1).transpose(1, 2)
+
+    def _heads(self, qkv: Tensor) -> Tensor:
+        """[B, N, 3D] -> [3, B, H, N, d_h]."""
+        b, n, _ = qkv.shape
+        return qkv.view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm Transformer encoder layer around `RelationAwareSelfAttention`."""
+
+    def __init__(self, dim: int, heads: int, user_dim: int, dropout: float, relation: bool):
+        super().__init__()
+        self.attn = RelationAwareSelfAttention(dim, heads, user_dim, dropout, relation)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, pad: Tensor, user: Tensor) -> Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), pad, user))
+        return x + self.drop(self.ff(self.norm2(x)))

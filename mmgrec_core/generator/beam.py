@@ -1,0 +1,107 @@
+"""Constrained beam search over the Rec-ID trie, batched over users (MMGRec §4.4).
+
+A sequence's score is its log-probability under the model (each level's softmax over that level's whole token
+range), so beam search with a beam as wide as the catalog returns exactly the top-K of full scoring. The trie
+only removes candidates: a token is kept when it extends the prefix to a valid one *and* the new prefix still
+covers at least one item the user has not seen in training. At the last level that is exactly "never recommend
+a training item"; earlier it spends no beam slot on a branch that could only end in seen items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..data.sampling import UserItems
+from ..recid import PrefixTrie
+from .model import RecIDGenerator
+
+
+@dataclass(frozen=True)
+class BeamStep:
+    """The beams alive after choosing the token of one level: tokens [B, W, d], log-probs [B, W] (-inf = empty)."""
+
+    tokens: Tensor
+    scores: Tensor
+
+
+@dataclass(frozen=True)
+class BeamResult:
+    items: Tensor                    # int64 [B, K], best first, -1 where fewer than K unseen items exist
+    scores: Tensor                   # float [B, K] sequence log-probabilities (-inf with -1)
+    steps: list[BeamStep] | None     # one per level when asked for
+
+
+class SeenCounts:
+    """How many of each user's training items lie under a trie prefix, looked up per (row, prefix) in batch."""
+
+    def __init__(self, trie: PrefixTrie, seen: UserItems, users: Tensor):
+        rows, items = seen.pairs_of(users)
+        rank = torch.empty_like(trie.items)
+        rank[trie.items] = torch.arange(len(trie.items), device=rank.device)
+        leaf_pos = rank[items.to(rank.device)]
+        self.trie, self.keys, self.counts = trie, [], []
+        for d in range(trie.depth + 1):
+            node = torch.searchsorted(trie.bounds[d], leaf_pos, right=True) - 1
+            key, count = torch.unique(rows.to(node.device) * trie.num_prefixes(d) + node, return_counts=True)
+            self.keys.append(key)
+            self.counts.append(count)
+
+    def unseen(self, depth: int, rows: Tensor, prefixes: Tensor) -> Tensor:
+        """Number of unseen items under each prefix [E] (at `depth`) for the given batch rows [E]."""
+        start, end = self.trie.items_under(depth, prefixes)
+        keys, counts = self.keys[depth], self.counts[depth]
+        key = rows * self.trie.num_prefixes(depth) + prefixes
+        if len(keys) == 0:
+            return end - start
+        pos = torch.searchsorted(keys, key).clamp_max(len(keys) - 1)
+        return end - start - torch.where(keys[pos] == key, counts[pos], 0)
+
+
+@torch.no_grad()
+def beam_search(model: RecIDGenerator, history: Tensor, users: Tensor, trie: PrefixTrie, k: int, beam: int,
+                seen: UserItems | None = None, return_steps: bool = False) -> BeamResult:
+    """Top-k items per user [B] by sequence log-probability, searching `beam` (>= k) prefixes per level."""
+    if beam < k:
+        raise ValueError(f"beam width {beam} must be at least k = {k}")
+    device = history.device
+    b = len(users)
+    memory, pad = model.encode(history, users)
+    counts = SeenCounts(trie, seen, users) if seen is not None else None
+    prefix = torch.zeros(b, 1, dtype=torch.long, device=device)            # trie node ids, -1 = empty slot
+    scores = torch.zeros(b, 1, device=device)
+    tokens = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
+    rows = torch.arange(b, device=device)
+    steps = []
+    for d in range(trie.depth):
+        w, v = prefix.shape[1], trie.vocab[d]
+        flat = prefix.reshape(-1)
+        alive = flat >= 0
+        logp = torch.full((b * w, v), float("-inf"), device=device)
+        if alive.any():                                   # decode only live beams
+            idx = alive.nonzero()[:, 0]
+            mem_rows = idx // w
+            logp[idx] = model.next_log_probs(memory[mem_rows], pad[mem_rows], tokens.reshape(b * w, d)[idx])
+        allowed = trie.valid_next(d, flat)                                # [B*W, V]
+        if counts is not None:
+            beam_row, tok = allowed.nonzero(as_tuple=True)
+            child = trie.step(d, flat[beam_row], tok)
+            empty = counts.unseen(d + 1, beam_row // w, child) == 0
+            allowed[beam_row[empty], tok[empty]] = False
+        cand = (scores.reshape(-1, 1) + logp).masked_fill(~allowed, float("-inf")).view(b, w * v)
+        scores, pick = cand.topk(min(beam, w * v), 1)                     # [B, W']
+        parent, token = pick // v, pick % v
+        prefix = trie.step(d, prefix.gather(1, parent).reshape(-1), token.reshape(-1)).view(b, -1)
+        prefix = torch.where(torch.isneginf(scores), -1, prefix)
+        tokens = torch.cat([tokens[rows[:, None], parent], token[..., None]], 2)
+        if return_steps:
+            steps.append(BeamStep(tokens=tokens.clone(), scores=scores.clone()))
+    items = trie.item_of_leaf(prefix[:, :k])
+    out_scores = scores[:, :k]
+    if items.shape[1] < k:
+        fill = k - items.shape[1]
+        items = torch.nn.functional.pad(items, (0, fill), value=-1)
+        out_scores = torch.nn.functional.pad(out_scores, (0, fill), value=float("-inf"))
+    return BeamResult(items=items, scores=out_scores, steps=steps if return_steps else None)

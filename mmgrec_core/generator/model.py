@@ -1,0 +1,143 @@
+"""The Rec-ID generator (MMGRec §4.3): an encoder over the user's history, a decoder over Rec-ID tokens.
+
+Encoder input: the user's training items (a set, at most `max_history`), embedded with the tokenizer's item
+representations (`item_emb="graph"`, frozen and projected to D) or with learned embeddings (`"learned"`, the
+paper's "Emb w/o"). Position information: relation-aware self-attention (`pe="relation"`), sinusoidal encodings
+(`"sinusoidal"`) or nothing (`"none"`). Decoder: a standard Transformer decoder; token t of level d has its own
+embedding and the next-token head of level d scores only level d's range, so a token means one thing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .attention import EncoderLayer
+
+PES = ("relation", "sinusoidal", "none")
+ITEM_EMBS = ("graph", "learned")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    dim: int = 64                   # D
+    heads: int = 2
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    dropout: float = 0.1
+    max_history: int = 50           # N: longer histories are sampled (training) or subsampled by a fixed hash
+    pe: str = "relation"
+    item_emb: str = "graph"
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 1024
+    epochs: int = 60
+    patience: int = 8               # evaluations without a better validation Recall@10
+    eval_every: int = 1
+    valid_users: int = 1000         # validation subset for early stopping (beam search is the costly part)
+    beam: int = 20                  # beam width B (>= K)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.pe not in PES:
+            raise ValueError(f"pe must be one of {PES}, got {self.pe!r}")
+        if self.item_emb not in ITEM_EMBS:
+            raise ValueError(f"item_emb must be one of {ITEM_EMBS}, got {self.item_emb!r}")
+
+
+def sinusoidal(n: int, dim: int) -> Tensor:
+    """[n, dim] the Transformer's fixed position encodings."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(n, dim)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq[: dim // 2])
+    return pe
+
+
+class RecIDGenerator(nn.Module):
+    """history [B, N] (item id + 1, 0 = padding), users [B] -> next-token log-probabilities per Rec-ID level."""
+
+    def __init__(self, config: GeneratorConfig, item_vectors: Tensor, user_vectors: Tensor, vocab: tuple[int, ...]):
+        super().__init__()
+        d = config.dim
+        self.config, self.vocab = config, tuple(int(v) for v in vocab)
+        self.register_buffer("user_vectors", user_vectors.float())         # [U, F_u], for the relation scalars
+        if config.item_emb == "graph":
+            self.register_buffer("item_vectors", item_vectors.float())     # [I, F], frozen
+            self.item_proj = nn.Linear(item_vectors.shape[1], d)
+        else:
+            self.item_table = nn.Embedding(len(item_vectors), d)
+            nn.init.normal_(self.item_table.weight, std=0.1)
+        self.empty = nn.Parameter(torch.zeros(d))           # stands in for an empty history (one-item users)
+        self.register_buffer("positions", sinusoidal(config.max_history, d), persistent=False)
+        relation = config.pe == "relation"
+        self.encoder = nn.ModuleList(EncoderLayer(d, config.heads, user_vectors.shape[1], config.dropout, relation)
+                                     for _ in range(config.encoder_layers))
+        self.encoder_norm = nn.LayerNorm(d)
+        self.bos = nn.Parameter(torch.randn(d) * 0.1)
+        self.tokens = nn.ModuleList(nn.Embedding(v, d) for v in self.vocab)
+        self.level = nn.Parameter(torch.randn(len(self.vocab), d) * 0.1)
+        layer = nn.TransformerDecoderLayer(d, config.heads, 4 * d, config.dropout, batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, config.decoder_layers, norm=nn.LayerNorm(d))
+        self.heads = nn.ModuleList(nn.Linear(d, v) for v in self.vocab)
+
+    @property
+    def depth(self) -> int:
+        return len(self.vocab)
+
+    def embed_items(self, history: Tensor) -> Tensor:
+        """[B, N] shifted ids -> [B, N, D] (padding rows are masked later, their value does not matter)."""
+        items = (history - 1).clamp_min(0)
+        if self.config.item_emb == "graph":
+            return self.item_proj(self.item_vectors[items])
+        return self.item_table(items)
+
+    def encode(self, history: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
+        """Memory [B, N, D] and its padding mask [B, N] (True = padding)."""
+        pad = history == 0
+        x = self.embed_items(history)
+        if self.config.pe == "sinusoidal":
+            x = x + self.positions[: x.shape[1]]
+        empty = pad.all(1)                                                 # give empty histories one token
+        x[:, 0] = torch.where(empty[:, None], self.empty, x[:, 0])
+        pad = pad & ~(empty[:, None] & (torch.arange(pad.shape[1], device=pad.device) == 0))
+        user = self.user_vectors[users]
+        for layer in self.encoder:
+            x = layer(x, pad, user)
+        return self.encoder_norm(x), pad
+
+    def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
+        """Hidden states [B, d + 1, D] after BOS and the prefix tokens [B, d] (causal)."""
+        b, d = prefix.shape
+        steps = [self.bos.expand(b, -1)] + [self.tokens[j](prefix[:, j]) for j in range(d)]
+        x = torch.stack(steps, 1) + self.level[: d + 1]
+        causal = nn.Transformer.generate_square_subsequent_mask(d + 1, device=x.device, dtype=x.dtype)
+        return self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=pad, tgt_is_causal=True)
+
+    def next_log_probs(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
+        """log p(token at level d | history, prefix) [B, V_d] for prefixes [B, d]."""
+        d = prefix.shape[1]
+        return F.log_softmax(self.heads[d](self.decode(memory, pad, prefix)[:, -1]).float(), -1)
+
+    def loss(self, history: Tensor, users: Tensor, targets: Tensor) -> Tensor:
+        """Teacher-forced cross-entropy of the target Rec-IDs [B, T], averaged over tokens."""
+        memory, pad = self.encode(history, users)
+        hidden = self.decode(memory, pad, targets[:, :-1])                 # [B, T, D]
+        return sum(F.cross_entropy(self.heads[j](hidden[:, j]).float(), targets[:, j])
+                   for j in range(self.depth)) / self.depth
+
+    @torch.no_grad()
+    def sequence_log_probs(self, history: Tensor, users: Tensor, rec_ids: Tensor) -> Tensor:
+        """log p(rec_id | history) [B, C] for every candidate row of rec_ids [C, T] (exact scoring, small C)."""
+        memory, pad = self.encode(history, users)
+        b, c = len(users), len(rec_ids)
+        memory, pad = memory.repeat_interleave(c, 0), pad.repeat_interleave(c, 0)
+        targets = rec_ids.repeat(b, 1)
+        hidden = self.decode(memory, pad, targets[:, :-1])
+        total = sum(F.log_softmax(self.heads[j](hidden[:, j]).float(), -1).gather(1, targets[:, j:j + 1])[:, 0]
+                    for j in range(self.depth))
+        return total.view(b, c)

@@ -1,0 +1,38 @@
+"""MMGRec as a `Recommender`: a trained generator, the Rec-ID trie and the users' training items."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..data.sampling import UserItems
+from ..recid import RecIDTable
+from .beam import BeamResult, beam_search
+from .history import histories
+from .model import RecIDGenerator
+
+
+class MMGRec:
+    """`recommend(users, k)` by constrained beam search; `search` also returns scores and every level's beams."""
+
+    def __init__(self, model: RecIDGenerator, table: RecIDTable, seen: UserItems, beam: int = 20,
+                 batch_size: int = 256):
+        device = next(model.parameters()).device
+        self.model, self.table, self.seen = model.eval(), table, seen
+        self.trie = table.trie.to(device)
+        self.beam, self.batch_size, self.device = beam, batch_size, device
+
+    def fit(self, data) -> MMGRec:       # the Recommender protocol; training lives in mmgrec_core.train
+        return self
+
+    def search(self, users: Tensor, k: int, return_steps: bool = False) -> BeamResult:
+        """Beam search for one batch of users [B] (beam width max(self.beam, k))."""
+        users = users.to(self.device)
+        history = histories(self.seen, users, self.model.config.max_history)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            return beam_search(self.model, history, users, self.trie, k, max(self.beam, k), self.seen, return_steps)
+
+    def recommend(self, users: Tensor, k: int) -> Tensor:
+        """int64 [B, k] item ids, best first; never a training item, never a duplicate; -1 pads short lists."""
+        parts = [self.search(users[s:s + self.batch_size], k).items for s in range(0, len(users), self.batch_size)]
+        return torch.cat(parts) if parts else torch.empty(0, k, dtype=torch.long)

@@ -1,0 +1,103 @@
+"""Training the Rec-ID generator: teacher forcing, early stopping on validation Recall@10, atomic checkpoints.
+
+Every epoch draws its shuffling, history sampling and dropout from seeds derived from (seed, epoch), and the
+checkpoint holds the model, optimizer and early-stopping state, so `resume` after a kill ends with the same
+weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.dataset import InteractionData
+from .data.sampling import UserItems
+from .evaluate import evaluate
+from .files import atomic_write_bytes
+from .generator.history import histories
+from .generator.model import GeneratorConfig, RecIDGenerator
+from .generator.recommender import MMGRec
+from .recid import RecIDTable
+from .training import EarlyStopping, Progress
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def validation_users(data: InteractionData, n: int, seed: int) -> np.ndarray:
+    """A fixed random subset of the users with validation items (beam search on all of them costs minutes)."""
+    users = data.users_with("valid")
+    if len(users) <= n:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, n, replace=False))
+
+
+def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTable,
+                  checkpoint_dir: Path | None = None, progress: Progress | None = None) -> list[dict]:
+    """Train `model` in place (best weights restored at the end); return one history row per epoch.
+
+    With `checkpoint_dir`, the state is saved there after every epoch and training continues from an existing
+    checkpoint instead of starting over.
+    """
+    cfg: GeneratorConfig = model.config
+    device = next(model.parameters()).device
+    seen = UserItems(data, device=device)
+    targets = torch.tensor(table.tokens, device=device)
+    u_all, i_all = (torch.from_numpy(a).to(device) for a in data.pairs("train"))
+    valid_users = torch.from_numpy(validation_users(data, cfg.valid_users, cfg.seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    stopper, rows, start_epoch = EarlyStopping(cfg.patience), [], 1
+    path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
+    if path and path.exists():
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        stopper.load_state_dict(state["stopper"])
+        rows, start_epoch = state["history"], state["epoch"] + 1
+    use_amp = device.type == "cuda"
+    stop = bool(rows) and stopper.should_stop
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if stop:
+            break
+        tic = time.perf_counter()
+        torch.manual_seed(cfg.seed * 100_003 + epoch)                     # dropout
+        gen = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)   # order and history sampling
+        order = torch.randperm(len(u_all), generator=gen).to(device)
+        model.train()
+        total = 0.0
+        for s in range(0, len(order), cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
+            users, items = u_all[idx], i_all[idx]
+            history = histories(seen, users, cfg.max_history, exclude=items, generator=gen)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = model.loss(history, users, targets[items])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        row = {"stage": "generator", "epoch": epoch, "loss": total / len(order)}
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            metrics = evaluate(MMGRec(model, table, seen, beam=cfg.beam), data, "valid", ks=(10, 20),
+                               users=valid_users.numpy())
+            row.update({f"valid_{k}": v for k, v in metrics.items()})
+            stop = stopper.step(metrics["recall@10"], epoch, model)
+        row["seconds"] = time.perf_counter() - tic
+        rows.append(row)
+        if path:
+            save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "stopper": stopper.state_dict(), "history": rows, "epoch": epoch})
+        if progress:
+            progress(epoch, {k: v for k, v in row.items() if k not in ("stage", "epoch")})
+    stopper.restore(model)
+    model.eval()
+    return rows
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to memory, then one atomic write: a kill mid-save leaves the previous checkpoint intact."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

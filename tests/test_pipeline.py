@@ -1,0 +1,98 @@
+"""End-to-end: a tiny world through tokenizer, generator, evaluation and the run directory, in seconds."""
+
+import json
+
+import pytest
+import torch
+
+from mmgrec_core.cli import main
+from mmgrec_core.files import read_json
+from mmgrec_core.pipeline import train_run
+from mmgrec_core.runs import RunError, load_run, load_tensors
+
+pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
+
+TINY = {"dataset": "demo:items=120,users=150,seed=5", "seed": 3,
+        "tokenizer": {"codebook_size": 8, "epochs": 2, "polish_steps": 30},
+        "generator": {"dim": 16, "epochs": 3, "patience": 10, "valid_users": 50, "batch_size": 256},
+        "baselines": ["popularity"]}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train_run(out, TINY)
+    return out
+
+
+def test_run_directory_holds_every_file_and_metrics_in_the_shared_format(run_dir):
+    for name in ("config.json", "rec_ids.parquet", "tokenizer_stats.json", "tokenizer.safetensors",
+                 "representations.safetensors", "generator.safetensors", "history.csv", "metrics.json"):
+        assert (run_dir / name).exists(), name
+    metrics = read_json(run_dir / "metrics.json")
+    assert set(metrics["models"]) == {"popularity", "mmgrec"}
+    assert metrics["k"] == [5, 10, 20] and metrics["counts"]["items"] == 120
+    for split in ("valid", "test"):
+        assert set(metrics["models"]["mmgrec"][split]) == {f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)}
+    stats = read_json(run_dir / "tokenizer_stats.json")
+    assert stats["unique"] and stats["levels"] == 3 and stats["codebook"] == 8
+
+
+def test_load_run_recommends_what_was_evaluated(run_dir):
+    run = load_run(run_dir)
+    assert run.tokenizer is not None and run.table.num_items == 120
+    assert set(run.history["stage"]) == {"tokenizer", "generator"}
+    recs = run.recommender.recommend(torch.arange(run.data.num_users), 10).numpy()
+    train = run.data.matrix("train").toarray().astype(bool)
+    assert (recs >= 0).all() and not train[torch.arange(len(recs))[:, None].numpy(), recs].any()
+
+
+def test_resume_after_a_kill_ends_like_an_uninterrupted_run(run_dir, tmp_path):
+    class Killed(Exception):
+        pass
+
+    def kill_at_epoch_2(stage, step, info):
+        if stage == "generator" and step == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(tmp_path, TINY, progress=kill_at_epoch_2)
+    assert not (tmp_path / "generator.safetensors").exists() and (tmp_path / "checkpoint.pt").exists()
+    with pytest.raises(RunError, match="did not finish|missing"):
+        load_run(tmp_path)
+    train_run(tmp_path, resume=True)
+    ours, theirs = load_tensors(tmp_path / "generator.safetensors"), load_tensors(run_dir / "generator.safetensors")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    a, b = read_json(tmp_path / "metrics.json"), read_json(run_dir / "metrics.json")
+    assert a["models"]["mmgrec"]["test"] == b["models"]["mmgrec"]["test"]
+
+
+def test_a_second_train_into_the_same_directory_is_refused(run_dir):
+    with pytest.raises(RunError, match="already holds a run"):
+        train_run(run_dir, TINY)
+
+
+def test_cli_recommend_json(run_dir, capsys):
+    assert main(["recommend", "--run", str(run_dir), "--user", "4", "--k", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["user"] == 4 and len(out["items"]) == len(out["names"]) == len(out["rec_ids"]) == len(out["scores"]) == 5
+    assert out["scores"] == sorted(out["scores"], reverse=True)
+    run = load_run(run_dir)
+    assert [run.table.item_of(tuple(r)) for r in out["rec_ids"]] == out["items"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["recommend", "--run", "nowhere", "--user", "1"], "no such run directory"),
+    (["train", "--out", "x", "--set", "nonsense=1"], "unknown option"),
+    (["train", "--out", "x", "--set", "pe=rotary"], "pe must be one of"),
+    (["train", "--out", "x", "--set", "tokenizer.name=bpe"], "tokenizer.name must be one of"),
+])
+def test_cli_errors_are_one_line_and_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_recommend_unknown_user(run_dir, capsys):
+    assert main(["recommend", "--run", str(run_dir), "--user", "99999"]) == 2
+    assert "not in" in capsys.readouterr().err
