@@ -47,6 +47,7 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
     seen = UserItems(data, device=device)
     targets = torch.tensor(table.tokens, device=device)
     u_all, i_all = (torch.from_numpy(a).to(device) for a in data.pairs("train"))
+    history_len = (seen.indptr[u_all + 1] - seen.indptr[u_all] - 1).clamp_max(cfg.max_history).cpu()
     valid_users = torch.from_numpy(validation_users(data, cfg.valid_users, cfg.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     stopper, rows, start_epoch = EarlyStopping(cfg.patience), [], 1
@@ -65,11 +66,10 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         tic = time.perf_counter()
         torch.manual_seed(cfg.seed * 100_003 + epoch)                     # dropout
         gen = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)   # order and history sampling
-        order = torch.randperm(len(u_all), generator=gen).to(device)
         model.train()
         total = 0.0
-        for s in range(0, len(order), cfg.batch_size):
-            idx = order[s:s + cfg.batch_size]
+        for idx in length_buckets(history_len, cfg.batch_size, gen):
+            idx = idx.to(device)
             users, items = u_all[idx], i_all[idx]
             history = histories(seen, users, cfg.max_history, exclude=items, generator=gen)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -78,7 +78,7 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        row = {"stage": "generator", "epoch": epoch, "loss": total / len(order)}
+        row = {"stage": "generator", "epoch": epoch, "loss": total / len(u_all)}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             metrics = evaluate(MMGRec(model, table, seen, beam=cfg.beam), data, "valid", ks=(10, 20),
                                users=valid_users.numpy())
@@ -94,6 +94,23 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
     stopper.restore(model)
     model.eval()
     return rows
+
+
+def length_buckets(lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
+                   chunk: int = 50) -> list[torch.Tensor]:
+    """Random batches of instance indices in which histories have similar lengths.
+
+    A batch is padded to its longest history; on a Zipf-like catalog most histories are short, so random
+    batches are mostly padding. Shuffle, sort by length within chunks of `chunk` batches, cut, shuffle batches.
+    """
+    order = torch.randperm(len(lengths), generator=generator)
+    span = batch_size * chunk
+    parts = []
+    for s in range(0, len(order), span):
+        piece = order[s:s + span]
+        parts.append(piece[torch.sort(lengths[piece], stable=True).indices])
+    batches = list(torch.cat(parts).split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

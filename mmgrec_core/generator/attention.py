@@ -24,11 +24,11 @@ from torch.nn import functional as F
 class RelationAwareSelfAttention(nn.Module):
     """Multi-head self-attention with an optional user-specific relation term (`relation=False`: plain MHA)."""
 
-    def __init__(self, dim: int, heads: int, user_dim: int, dropout: float = 0.0, relation: bool = True):
+    def __init__(self, dim: int, heads: int, user_dim: int, relation: bool = True):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} must be divisible by heads {heads}")
-        self.dim, self.heads, self.dropout = dim, heads, dropout
+        self.dim, self.heads = dim, heads
         self.qkv = nn.Linear(dim, 3 * dim)                                # per-head Wq, Wk, Wv
         self.out = nn.Linear(dim, dim)
         self.relation = relation
@@ -47,7 +47,7 @@ class RelationAwareSelfAttention(nn.Module):
             rel = (s_q * s_k)[:, None, None] * (uq @ uk.transpose(1, 2)) / math.sqrt(d)
             mask = mask + rel[:, None]                                    # [B, 1, N, N], shared by heads
             v = v + self._split(s_v[:, None, None] * uv)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(x.transpose(1, 2).reshape(b, n, d))
 
     def _split(self, x: Tensor) -> Tensor:
@@ -66,7 +66,7 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, dim: int, heads: int, user_dim: int, dropout: float, relation: bool):
         super().__init__()
-        self.attn = RelationAwareSelfAttention(dim, heads, user_dim, dropout, relation)
+        self.attn = RelationAwareSelfAttention(dim, heads, user_dim, relation)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
@@ -74,3 +74,30 @@ class EncoderLayer(nn.Module):
     def forward(self, x: Tensor, pad: Tensor, user: Tensor) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), pad, user))
         return x + self.drop(self.ff(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm decoder layer over W beams per user: x [B, W, t, D] against one memory [B, N, D] per user.
+
+    Self-attention is causal within each beam; cross-attention treats the W x t beam positions as extra
+    queries of the same user, which is exact (queries attend independently) and computes the memory's keys
+    and values once per user instead of once per beam.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, memory: Tensor, pad: Tensor) -> Tensor:
+        b, w, t, d = x.shape
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)     # True = may not attend
+        y = self.norm1(x).reshape(b * w, t, d)
+        x = x + self.drop(self.self_attn(y, y, y, attn_mask=causal, need_weights=False)[0]).view(b, w, t, d)
+        y = self.norm2(x).reshape(b, w * t, d)
+        y = self.cross_attn(y, memory, memory, key_padding_mask=pad, need_weights=False)[0]
+        x = x + self.drop(y).view(b, w, t, d)
+        return x + self.drop(self.ff(self.norm3(x)))

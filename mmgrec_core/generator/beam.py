@@ -78,12 +78,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, users: Tensor, trie: Pre
     for d in range(trie.depth):
         w, v = prefix.shape[1], trie.vocab[d]
         flat = prefix.reshape(-1)
-        alive = flat >= 0
-        logp = torch.full((b * w, v), float("-inf"), device=device)
-        if alive.any():                                   # decode only live beams
-            idx = alive.nonzero()[:, 0]
-            mem_rows = idx // w
-            logp[idx] = model.next_log_probs(memory[mem_rows], pad[mem_rows], tokens.reshape(b * w, d)[idx])
+        logp = model.next_log_probs(memory, pad, tokens).reshape(b * w, v)
         allowed = trie.valid_next(d, flat)                                # [B*W, V]
         if counts is not None:
             beam_row, tok = allowed.nonzero(as_tuple=True)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .attention import EncoderLayer
+from .attention import DecoderLayer, EncoderLayer
 
 PES = ("relation", "sinusoidal", "none")
 ITEM_EMBS = ("graph", "learned")
@@ -81,8 +81,9 @@ class RecIDGenerator(nn.Module):
         self.bos = nn.Parameter(torch.randn(d) * 0.1)
         self.tokens = nn.ModuleList(nn.Embedding(v, d) for v in self.vocab)
         self.level = nn.Parameter(torch.randn(len(self.vocab), d) * 0.1)
-        layer = nn.TransformerDecoderLayer(d, config.heads, 4 * d, config.dropout, batch_first=True, norm_first=True)
-        self.decoder = nn.TransformerDecoder(layer, config.decoder_layers, norm=nn.LayerNorm(d))
+        self.decoder = nn.ModuleList(DecoderLayer(d, config.heads, config.dropout)
+                                     for _ in range(config.decoder_layers))
+        self.decoder_norm = nn.LayerNorm(d)
         self.heads = nn.ModuleList(nn.Linear(d, v) for v in self.vocab)
 
     @property
@@ -111,22 +112,23 @@ class RecIDGenerator(nn.Module):
         return self.encoder_norm(x), pad
 
     def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
-        """Hidden states [B, d + 1, D] after BOS and the prefix tokens [B, d] (causal)."""
-        b, d = prefix.shape
-        steps = [self.bos.expand(b, -1)] + [self.tokens[j](prefix[:, j]) for j in range(d)]
-        x = torch.stack(steps, 1) + self.level[: d + 1]
-        causal = nn.Transformer.generate_square_subsequent_mask(d + 1, device=x.device, dtype=x.dtype)
-        return self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=pad, tgt_is_causal=True)
+        """Hidden states [B, W, d + 1, D] after BOS and each of W prefixes per user [B, W, d] (causal)."""
+        b, w, d = prefix.shape
+        steps = [self.bos.expand(b, w, -1)] + [self.tokens[j](prefix[..., j]) for j in range(d)]
+        x = torch.stack(steps, 2) + self.level[: d + 1]
+        for layer in self.decoder:
+            x = layer(x, memory, pad)
+        return self.decoder_norm(x)
 
     def next_log_probs(self, memory: Tensor, pad: Tensor, prefix: Tensor) -> Tensor:
-        """log p(token at level d | history, prefix) [B, V_d] for prefixes [B, d]."""
-        d = prefix.shape[1]
-        return F.log_softmax(self.heads[d](self.decode(memory, pad, prefix)[:, -1]).float(), -1)
+        """log p(token at level d | history, prefix) [B, W, V_d] for W prefixes per user [B, W, d]."""
+        d = prefix.shape[-1]
+        return F.log_softmax(self.heads[d](self.decode(memory, pad, prefix)[:, :, -1]).float(), -1)
 
     def loss(self, history: Tensor, users: Tensor, targets: Tensor) -> Tensor:
         """Teacher-forced cross-entropy of the target Rec-IDs [B, T], averaged over tokens."""
         memory, pad = self.encode(history, users)
-        hidden = self.decode(memory, pad, targets[:, :-1])                 # [B, T, D]
+        hidden = self.decode(memory, pad, targets[:, None, :-1])[:, 0]       # [B, T, D]
         return sum(F.cross_entropy(self.heads[j](hidden[:, j]).float(), targets[:, j])
                    for j in range(self.depth)) / self.depth
 
@@ -134,10 +136,7 @@ class RecIDGenerator(nn.Module):
     def sequence_log_probs(self, history: Tensor, users: Tensor, rec_ids: Tensor) -> Tensor:
         """log p(rec_id | history) [B, C] for every candidate row of rec_ids [C, T] (exact scoring, small C)."""
         memory, pad = self.encode(history, users)
-        b, c = len(users), len(rec_ids)
-        memory, pad = memory.repeat_interleave(c, 0), pad.repeat_interleave(c, 0)
-        targets = rec_ids.repeat(b, 1)
-        hidden = self.decode(memory, pad, targets[:, :-1])
-        total = sum(F.log_softmax(self.heads[j](hidden[:, j]).float(), -1).gather(1, targets[:, j:j + 1])[:, 0]
-                    for j in range(self.depth))
-        return total.view(b, c)
+        targets = rec_ids.expand(len(users), -1, -1)                         # [B, C, T]
+        hidden = self.decode(memory, pad, targets[..., :-1])                 # [B, C, T, D]
+        return sum(F.log_softmax(self.heads[j](hidden[:, :, j]).float(), -1).gather(2, targets[..., j:j + 1])[..., 0]
+                   for j in range(self.depth))

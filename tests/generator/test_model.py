@@ -45,7 +45,7 @@ def test_padding_does_not_change_the_result():
     padded, pad = model.encode(torch.tensor([[3, 7, 0, 0]]), torch.tensor([2]))
     assert pad.tolist() == [[False, False, True, True]]
     assert torch.allclose(short, padded[:, :2], atol=1e-5)
-    prefix = torch.tensor([[1]])
+    prefix = torch.tensor([[[1]]])
     assert torch.allclose(model.next_log_probs(*model.encode(torch.tensor([[3, 7]]), torch.tensor([2])), prefix),
                           model.next_log_probs(padded, pad, prefix), atol=1e-5)
 
@@ -53,9 +53,9 @@ def test_padding_does_not_change_the_result():
 def test_empty_history_still_gives_a_distribution():
     model = make(item_emb="learned")
     memory, pad = model.encode(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]))
-    logp = model.next_log_probs(memory, pad, torch.zeros(2, 0, dtype=torch.long))
-    assert logp.shape == (2, VOCAB[0]) and torch.isfinite(logp).all()
-    assert torch.allclose(logp.exp().sum(1), torch.ones(2))
+    logp = model.next_log_probs(memory, pad, torch.zeros(2, 1, 0, dtype=torch.long))
+    assert logp.shape == (2, 1, VOCAB[0]) and torch.isfinite(logp).all()
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 1))
 
 
 def test_loss_is_the_mean_token_cross_entropy_and_learns():
@@ -71,8 +71,8 @@ def test_loss_is_the_mean_token_cross_entropy_and_learns():
         opt.step()
     model.eval()
     assert model.loss(history, users, targets).item() < first / 4
-    best = model.sequence_log_probs(history, users, targets)
-    assert (best.diagonal() > best.flip(1).diagonal()).all()
+    scores = model.sequence_log_probs(history, users, targets)            # [user, candidate]
+    assert (scores.diagonal() > scores.flip(1).diagonal()).all()
 
 
 def test_bad_options_are_refused():
