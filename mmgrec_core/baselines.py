@@ -227,11 +227,17 @@ def make_baseline(name: str, **overrides) -> Popularity | EASE | MF | LightGCN:
     return {"mf": MF, "lightgcn": LightGCN}[name](config)
 
 
-def run_baseline(name: str, data: InteractionData, progress: Progress | None = None, **overrides) -> dict:
-    """Fit one baseline and evaluate it: {"valid": {...}, "test": {...}, "train_seconds": s}."""
+def train_baseline(name: str, data: InteractionData, progress: Progress | None = None, **overrides
+                   ) -> tuple[Popularity | EASE | MF | LightGCN, dict]:
+    """Fit one baseline and evaluate it: (model, {"valid": {...}, "test": {...}, "train_seconds": s})."""
     model = make_baseline(name, **overrides)
     start = time.perf_counter()
     model.fit(data, progress=progress)
     seconds = time.perf_counter() - start
-    return {"valid": evaluate(model, data, "valid"), "test": evaluate(model, data, "test"),
-            "train_seconds": round(seconds, 2)}
+    return model, {"valid": evaluate(model, data, "valid"), "test": evaluate(model, data, "test"),
+                   "train_seconds": round(seconds, 2)}
+
+
+def run_baseline(name: str, data: InteractionData, progress: Progress | None = None, **overrides) -> dict:
+    """`train_baseline` without the model: the metrics.json entry."""
+    return train_baseline(name, data, progress, **overrides)[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .baselines import run_baseline
+from .baselines import train_baseline
 from .data.dataset import InteractionData
 from .data.loaders import load_dataset
 from .data.sampling import UserItems
@@ -34,6 +34,8 @@ from .runtime import default_device, seed_everything
 from .tokenizers import table_stats
 from .tokenizers.rqvae import standardised_features
 from .train import CHECKPOINT, fit_generator
+
+BASELINE_RECS = "baseline_recs.safetensors"    # each baseline's top-20 per user, for the app's comparisons
 
 # (stage, step, info): stage is "tokenizer", "generator" or a baseline's name; the CLI feeds tqdm, the app a bar
 RunProgress = Callable[[str, int, dict[str, float]], None]
@@ -120,6 +122,12 @@ def _generate(out: Path, model, data: InteractionData, table: RecIDTable, progre
     return rows
 
 
+def top_lists(model, num_users: int, k: int = 20, batch_size: int = 1024) -> torch.Tensor:
+    """int64 [U, k]: a model's recommendations for every user."""
+    users = torch.arange(num_users)
+    return torch.cat([model.recommend(users[s:s + batch_size], k).cpu() for s in range(0, num_users, batch_size)])
+
+
 def _evaluate(out: Path, config: dict, data: InteractionData, model, table: RecIDTable, report) -> dict:
     """metrics.json in the baselines' format: mmgrec, then each baseline (skipping those already there)."""
     path = out / "metrics.json"
@@ -136,9 +144,14 @@ def _evaluate(out: Path, config: dict, data: InteractionData, model, table: RecI
             continue
         seed = {} if name in ("popularity", "ease") else {"seed": config["seed"]}
         try:
-            metrics["models"][name] = run_baseline(name, data, progress=report(name), **seed)
+            model, metrics["models"][name] = train_baseline(name, data, progress=report(name), **seed)
         except ValueError as e:             # e.g. EASE on a catalog too large for a dense item-item matrix
             metrics.setdefault("skipped", {})[name] = str(e)
+        else:
+            lists = out / BASELINE_RECS
+            recs = load_tensors(lists) if lists.exists() else {}
+            recs[name] = top_lists(model, data.num_users).to(torch.int32)
+            save_tensors(lists, recs)
         write_json(path, metrics)
     metrics["models"]["mmgrec"] = {split: evaluate(recommender, data, split) for split in ("valid", "test")}
     metrics["models"]["mmgrec"]["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)

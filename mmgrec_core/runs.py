@@ -10,6 +10,7 @@ A run directory holds
     generator.safetensors     the generator's best weights
     history.csv               per-epoch losses and validation metrics (stage = tokenizer | generator)
     metrics.json              the baselines' format, with model "mmgrec" beside the baselines
+    baseline_recs.safetensors each baseline's top-20 items per user [U, 20] (-1 pads), for comparisons
 
 Every file is written atomically; `metrics.json` with an `mmgrec` entry marks a finished run.
 """
@@ -158,6 +159,7 @@ class Run:
     metrics: dict
     history: pd.DataFrame
     tokenizer_stats: dict
+    baseline_recs: dict[str, torch.Tensor]   # model name -> int [U, 20] top items
 
 
 def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
@@ -189,10 +191,13 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
                                                                                    device))
         history = pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else pd.DataFrame()
         stats = read_json(path / "tokenizer_stats.json") if (path / "tokenizer_stats.json").exists() else {}
+        recs = path / "baseline_recs.safetensors"
+        baseline_recs = load_tensors(recs) if recs.exists() else {}
         seen = UserItems(data, device=device)
         return Run(path=path, config=config, data=data, table=table, model=model,
                    recommender=MMGRec(model, table, seen, beam=model.config.beam), tokenizer=tokenizer,
-                   metrics=metrics, history=history, tokenizer_stats=stats)
+                   metrics=metrics, history=history, tokenizer_stats=stats,
+                   baseline_recs=baseline_recs)
     except RunError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as e:

@@ -45,6 +45,7 @@ def test_load_run_recommends_what_was_evaluated(run_dir):
     recs = run.recommender.recommend(torch.arange(run.data.num_users), 10).numpy()
     train = run.data.matrix("train").toarray().astype(bool)
     assert (recs >= 0).all() and not train[torch.arange(len(recs))[:, None].numpy(), recs].any()
+    assert set(run.baseline_recs) == {"popularity"} and run.baseline_recs["popularity"].shape == (150, 20)
 
 
 def test_resume_after_a_kill_ends_like_an_uninterrupted_run(run_dir, tmp_path):

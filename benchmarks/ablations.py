@@ -1,0 +1,76 @@
+"""Ablations of MMGRec on one dataset: position encoding, item embeddings, collision token, tokenizer.
+
+    python benchmarks/ablations.py --base runs/demo --out benchmarks/results/ablations_demo.csv
+
+`--base` is a finished `train` run. Generator variants (pe, item_emb) reuse its tokenizer outputs, so they
+differ only in the generator; tokenizer variants (collision=random, rqvae, hkmeans, late_fusion) are trained
+from scratch. Baselines are not retrained (the base run has them). Each variant is a run directory under
+`--runs` (default: next to the base), so an interrupted sweep continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from mmgrec_core.files import read_json, write_json
+from mmgrec_core.pipeline import train_run
+from mmgrec_core.runs import resolve_config
+
+GENERATOR_VARIANTS = {"pe=sinusoidal": ["pe=sinusoidal"], "pe=none": ["pe=none"],
+                      "item_emb=learned": ["item_emb=learned"]}
+TOKENIZER_VARIANTS = {"collision=random": ["collision=random"], "tokenizer=rqvae": ["tokenizer.name=rqvae"],
+                      "tokenizer=hkmeans": ["tokenizer.name=hkmeans"],
+                      "tokenizer=late_fusion": ["tokenizer.name=late_fusion"]}
+TOKENIZER_FILES = ("rec_ids.parquet", "representations.safetensors", "tokenizer_stats.json", "tokenizer.safetensors")
+
+
+def run_variant(base: Path, out: Path, sets: list[str], reuse_tokenizer: bool) -> dict:
+    """Train (or finish) one variant of the base configuration; return its metrics."""
+    if (out / "metrics.json").exists() and "mmgrec" in read_json(out / "metrics.json")["models"]:
+        return read_json(out / "metrics.json")
+    if not (out / "config.json").exists():
+        config = resolve_config(read_json(base / "config.json"), sets + ["baselines=[]"])
+        write_json(out / "config.json", config)
+        if reuse_tokenizer:
+            for name in TOKENIZER_FILES:
+                if (base / name).exists():
+                    shutil.copy(base / name, out / name)
+    return train_run(out, resume=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", type=Path, required=True, help="a finished train run (the default configuration)")
+    ap.add_argument("--runs", type=Path, help="where variant runs go (default: beside the base)")
+    ap.add_argument("--out", type=Path, required=True, help="CSV of test metrics per variant")
+    ap.add_argument("--only", help="comma-separated subset of variant names")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    runs = args.runs or args.base.parent
+    variants = {**{k: (v, True) for k, v in GENERATOR_VARIANTS.items()},
+                **{k: (v, False) for k, v in TOKENIZER_VARIANTS.items()}}
+    if args.only:
+        variants = {k: variants[k] for k in args.only.split(",")}
+    base = read_json(args.base / "metrics.json")
+    rows = [{"variant": "default (relation, graph, popularity, graph_rqvae)",
+             **base["models"]["mmgrec"]["test"], "train_seconds": base["models"]["mmgrec"]["train_seconds"]}]
+    for name, (sets, reuse) in variants.items():
+        start = time.perf_counter()
+        metrics = run_variant(args.base, runs / f"{args.base.name}_{name.replace('=', '-')}", sets, reuse)
+        mm = metrics["models"]["mmgrec"]
+        rows.append({"variant": name, **mm["test"], "train_seconds": mm["train_seconds"]})
+        print(f"{name}: test ndcg@10 {mm['test']['ndcg@10']:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        frame = pd.DataFrame(rows)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)
+    print(pd.DataFrame(rows).round(4).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
