@@ -30,6 +30,7 @@ class GeneratorConfig:
     decoder_layers: int = 1
     dropout: float = 0.1
     max_history: int = 50           # N: longer histories are sampled (training) or subsampled by a fixed hash
+    user_token: bool = True         # the user's representation as one more memory token (not in the paper)
     pe: str = "relation"
     item_emb: str = "graph"
     lr: float = 1e-3
@@ -73,6 +74,7 @@ class RecIDGenerator(nn.Module):
             self.item_table = nn.Embedding(len(item_vectors), d)
             nn.init.normal_(self.item_table.weight, std=0.1)
         self.empty = nn.Parameter(torch.zeros(d))           # stands in for an empty history (one-item users)
+        self.user_proj = nn.Linear(user_vectors.shape[1], d) if config.user_token else None
         self.register_buffer("positions", sinusoidal(config.max_history, d), persistent=False)
         relation = config.pe == "relation"
         self.encoder = nn.ModuleList(EncoderLayer(d, config.heads, user_vectors.shape[1], config.dropout, relation)
@@ -103,10 +105,14 @@ class RecIDGenerator(nn.Module):
         x = self.embed_items(history)
         if self.config.pe == "sinusoidal":
             x = x + self.positions[: x.shape[1]]
-        empty = pad.all(1)                                                 # give empty histories one token
-        x[:, 0] = torch.where(empty[:, None], self.empty, x[:, 0])
-        pad = pad & ~(empty[:, None] & (torch.arange(pad.shape[1], device=pad.device) == 0))
         user = self.user_vectors[users]
+        if self.config.user_token:                                         # the user joins the memory
+            x = torch.cat([self.user_proj(user)[:, None], x], 1)
+            pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], 1)
+        else:                                                              # give empty histories one token
+            empty = pad.all(1)
+            x[:, 0] = torch.where(empty[:, None], self.empty, x[:, 0])
+            pad = pad & ~(empty[:, None] & (torch.arange(pad.shape[1], device=pad.device) == 0))
         for layer in self.encoder:
             x = layer(x, pad, user)
         return self.encoder_norm(x), pad
