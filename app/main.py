@@ -1,35 +1,64 @@
-"""mmgrec dashboard (placeholder until the full app lands): the demo world at a glance."""
+"""mmgrec dashboard: `streamlit run app/main.py`.
+
+The sidebar picks a run (the shipped demo run and every run under a runs folder); `st.navigation` runs one of the
+pages in app/views/. The URL carries `run`, `user` and `item`, so a view can be shared.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import plotly.express as px
+import sys
+from pathlib import Path
+
 import streamlit as st
 
-from mmgrec_core.data.loaders import load_dataset
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:                   # `streamlit run` puts app/ first on the path, not the repository
+    sys.path.insert(0, str(ROOT))
 
-st.set_page_config(page_title="mmgrec", layout="wide")
+from app import state  # noqa: E402
+
+st.set_page_config(page_title="mmgrec", page_icon=":material/account_tree:", layout="wide")
+
+VIEWS = ROOT / "app" / "views"
+PAGES = [
+    st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page(VIEWS / "recid_tree.py", title="Rec-ID tree", icon=":material/account_tree:"),
+    st.Page(VIEWS / "collisions.py", title="Collisions", icon=":material/join_inner:"),
+    st.Page(VIEWS / "codewords.py", title="Codewords", icon=":material/scatter_plot:"),
+    st.Page(VIEWS / "recommend.py", title="Recommend", icon=":material/recommend:"),
+    st.Page(VIEWS / "explain.py", title="Explain", icon=":material/help:"),
+    st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:"),
+]
 
 
-@st.cache_data(show_spinner="Generating the demo world...")
-def demo_summary(spec: str) -> tuple[dict, np.ndarray, object]:
-    data = load_dataset(spec)
-    return data.counts(), np.sort(data.popularity)[::-1], data.item_table
+def pick_run() -> None:
+    """Sidebar: the runs folder and the run; the choice goes to session state and the URL."""
+    with st.sidebar:
+        st.text_input("Runs folder", key="runs_dir", value=str(state.run_key(state.runs_dir())),
+                      help="Every run directory directly inside it is listed (relative paths start at the repository).")
+        entries = state.list_runs(state.runs_dir())
+        if not entries:
+            st.session_state["run_entry"] = None
+            st.caption("No runs yet.")
+            return
+        keys = [e.key for e in entries]
+        wanted = st.query_params.get("run")
+        if wanted and wanted not in keys:               # shown once: the URL is rewritten to the run shown
+            st.warning(f"Run `{wanted}` from the URL was not found; showing `{keys[0]}`.")
+        if "run_choice" not in st.session_state or st.session_state["run_choice"] not in keys:
+            st.session_state["run_choice"] = wanted if wanted in keys else keys[0]
+        labels = {e.key: e.label for e in entries}
+        choice = st.selectbox("Run", keys, key="run_choice", format_func=labels.get)
+        entry = entries[keys.index(choice)]
+        if st.session_state.get("run_entry") is not None and st.session_state["run_entry"].key != entry.key:
+            for name in ("user", "item"):                   # ids of one run mean nothing in another
+                st.query_params.pop(name, None)
+                st.session_state.pop(f"{name}_choice", None)
+                st.session_state.pop(f"_{name}", None)
+        st.session_state["run_entry"] = entry
+        state.remember("run", entry.key)
+        st.caption(f"`{entry.path}`")
 
 
-st.title("mmgrec: multimodal generative recommendation")
-st.write("Every item gets a **Rec-ID**, a short tuple of discrete tokens `(c1, c2, c3, p)`, and a Transformer "
-         "generates the Rec-IDs of what a user will like next. The Rec-ID tree, collision, codeword, live "
-         "recommendation and explanation pages arrive with the next releases; this page shows the demo world "
-         "they will open on.")
-counts, popularity, table = demo_summary("demo")
-cols = st.columns(5)
-for col, (label, value) in zip(cols, counts.items()):
-    col.metric(label, f"{value:,}")
-left, right = st.columns(2)
-left.plotly_chart(px.line(x=np.arange(1, len(popularity) + 1), y=popularity, log_x=True, log_y=True,
-                          labels={"x": "item rank", "y": "training interactions"},
-                          title="Zipf-like item popularity"), use_container_width=True)
-right.plotly_chart(px.sunburst(table, path=["category", "subcategory"], title="Planted taxonomy"),
-                   use_container_width=True)
-st.caption("Train baselines from the command line: `python -m mmgrec_core baselines --dataset demo --out runs/demo`")
+pick_run()
+st.navigation(PAGES).run()

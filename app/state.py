@@ -1,0 +1,225 @@
+"""The app's state: which runs exist, the open run (cached), URL parameters, and cached tables.
+
+Pages call `current_run()` and the table helpers here; nothing in this module draws figures. Models and tries are
+`st.cache_resource` (one copy per server), tables `st.cache_data`. Every cached function takes the run's path and
+a stamp (the mtime of its metrics.json), so a run trained again is reloaded instead of served stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from mmgrec_core.analysis import SweepConfig
+from mmgrec_core.data.loaders import cache_dir
+from mmgrec_core.files import read_json
+from mmgrec_core.runs import Run, RunError, load_run
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "assets" / "demo_run"
+REGENERATE = ("python -m mmgrec_core train --dataset demo --out assets/demo_run "
+              "--set 'baselines=[\"popularity\",\"mf\",\"lightgcn\"]'")
+
+
+# ---- runs on disk --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunEntry:
+    label: str          # what the picker shows
+    key: str            # what the URL carries: a path relative to the repository when inside it
+    path: Path
+    finished: bool
+
+
+def runs_dir() -> Path:
+    """The folder listed in the picker: the sidebar's choice, else $MMGREC_RUNS_DIR, else runs/."""
+    chosen = st.session_state.get("runs_dir") or os.environ.get("MMGREC_RUNS_DIR") or "runs"
+    path = Path(chosen).expanduser()
+    return path if path.is_absolute() else REPO / path
+
+
+def run_key(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _finished(path: Path) -> bool:
+    try:
+        return "mmgrec" in read_json(path / "metrics.json").get("models", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def list_runs(folder: Path) -> list[RunEntry]:
+    """$MMGREC_RUN (if set), the shipped run (if present), then every run directory directly under `folder`."""
+    candidates = []
+    if os.environ.get("MMGREC_RUN"):
+        candidates.append(Path(os.environ["MMGREC_RUN"]).expanduser())
+    if SHIPPED.is_dir():
+        candidates.append(SHIPPED)
+    if folder.is_dir():
+        candidates += sorted(p for p in folder.iterdir()
+                             if p.is_dir() and ((p / "config.json").exists() or (p / "metrics.json").exists()))
+    entries, seen = [], set()
+    for path in candidates:
+        key = run_key(path)
+        if key in seen:
+            continue
+        seen.add(key)
+        finished = _finished(path)
+        label = "shipped demo run" if path.resolve() == SHIPPED.resolve() else key
+        entries.append(RunEntry(label + ("" if finished else " (unfinished)"), key, path.resolve(), finished))
+    return entries
+
+
+def stamp(path: Path) -> float:
+    """Changes whenever the run is (re)trained: the cache key beside the path."""
+    try:
+        return (path / "metrics.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner="Opening the run (dataset, Rec-ID trie, generator)...", max_entries=4)
+def _load(path: str, stamp: float) -> Run:
+    return load_run(path)
+
+
+def open_run(path: Path) -> Run:
+    """The run at `path`, loaded once per server; raises RunError with a readable message."""
+    return _load(str(path), stamp(path))
+
+
+def current_run() -> Run:
+    """The run chosen in the sidebar; shows a friendly message and stops the page when there is none."""
+    entry: RunEntry | None = st.session_state.get("run_entry")
+    if entry is None:
+        st.info(f"No run found. Train one on the **Train** page, or regenerate the shipped demo run with "
+                f"`{REGENERATE}`; runs are listed from `{run_key(runs_dir())}`.")
+        st.stop()
+    try:
+        return open_run(entry.path)
+    except RunError as e:
+        st.error(f"This run cannot be opened: {e}")
+        st.caption("Pick another run in the sidebar, or continue an unfinished one with "
+                   f"`python -m mmgrec_core train --resume {entry.key}`.")
+        st.stop()
+
+
+# ---- URL parameters ------------------------------------------------------------------------------------------
+
+def query_index(name: str, size: int, what: str) -> int | None:
+    """A valid 0-based index from the URL parameter `name`, else None (with a warning when it was given)."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if 0 <= value < size:
+        return value
+    st.warning(f"`{name}={raw}` in the URL is not a {what} of this run (valid: 0 to {size - 1}); "
+               f"showing another one instead.")
+    del st.query_params[name]
+    return None
+
+
+def remember(name: str, value: int) -> None:
+    """Put a selection in the URL so the view can be shared."""
+    if st.query_params.get(name) != str(value):
+        st.query_params[name] = str(value)
+
+
+# ---- cached tables -------------------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def items_frame(path: str, stamp: float) -> pd.DataFrame:
+    """One row per item: item, name, metadata columns, popularity, c1..cM, p, rec_id ("c1-c2-c3-p")."""
+    run = _load(path, stamp)
+    meta = run.data.item_table.drop(columns=["name"], errors="ignore").reset_index(drop=True)
+    frame = run.table.frame()
+    frame.insert(2, "popularity", run.table.popularity)
+    frame["rec_id"] = ["-".join(map(str, row)) for row in run.table.tokens]
+    return pd.concat([frame, meta], axis=1)
+
+
+def item_columns(frame: pd.DataFrame) -> list[str]:
+    """Metadata columns worth colouring by (categorical, few distinct values)."""
+    skip = {"item", "name", "rec_id", "p"}
+    return [c for c in frame.columns if c not in skip and not c[1:].isdigit()
+            and (frame[c].dtype == object or str(frame[c].dtype) in ("category", "string", "str"))
+            and frame[c].nunique() <= 50]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def users_frame(path: str, stamp: float) -> pd.DataFrame:
+    """One row per user: user, train / valid / test counts, and the most frequent category in training."""
+    run = _load(path, stamp)
+    data = run.data
+    out = pd.DataFrame({"user": np.arange(data.num_users)})
+    for split in ("train", "valid", "test"):
+        out[split] = np.asarray(data.matrix(split).sum(1)).ravel().astype(int)
+    if "category" in data.item_table.columns:
+        users, items = data.pairs("train")
+        cats = data.item_table["category"].to_numpy()[items]
+        top = pd.DataFrame({"user": users, "c": cats}).groupby("user")["c"].agg(lambda s: s.value_counts().index[0])
+        out["top category"] = out["user"].map(top).fillna("")
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def user_items(path: str, stamp: float, user: int, split: str) -> np.ndarray:
+    run = _load(path, stamp)
+    m = run.data.matrix(split)
+    return m.indices[m.indptr[user]:m.indptr[user + 1]].astype(np.int64)
+
+
+@st.cache_data(show_spinner="Projecting codewords and items with UMAP (once per run)...", max_entries=4)
+def projections(path: str, stamp: float) -> pd.DataFrame:
+    from mmgrec_core.projections import cached_projections
+    from mmgrec_core.runs import load_tensors
+
+    run = _load(path, stamp)
+    items = None
+    if run.tokenizer is None or not hasattr(run.tokenizer, "trace"):
+        items = load_tensors(Path(path) / "representations.safetensors")["items"].numpy()
+    return cached_projections(path, run.tokenizer, items, seed=int(run.config.get("seed", 0)))
+
+
+def selected_items(points: list[dict], codes_at_level: np.ndarray | None) -> np.ndarray:
+    """Item ids picked by a plotly selection: items by their id, codewords by the items assigned to them.
+
+    `points` carry custom_data [id, kind]; `codes_at_level` [I] is each item's code at the view's level (None for
+    views without codewords). Point indices are never used: they change with colour grouping.
+    """
+    items, words = set(), set()
+    for p in points:
+        data = p.get("customdata") or p.get("custom_data")
+        if not data:
+            continue
+        (items if len(data) < 2 or data[1] == "item" else words).add(int(data[0]))
+    if words and codes_at_level is not None:
+        items |= set(np.flatnonzero(np.isin(codes_at_level, list(words))).tolist())
+    return np.array(sorted(items), dtype=np.int64)
+
+
+# ---- sweeps --------------------------------------------------------------------------------------------------
+
+def sweep_cache_path(data, config: SweepConfig) -> Path:
+    """Where `analysis.sweep` caches this sweep (same key as the library: dataset name, counts, config)."""
+    key = hashlib.sha256(json.dumps([data.name, data.counts(), dataclasses.asdict(config)]).encode())
+    return cache_dir() / "sweeps" / f"{key.hexdigest()[:16]}.parquet"
+
+
+def cached_sweep(data, config: SweepConfig) -> pd.DataFrame | None:
+    path = sweep_cache_path(data, config)
+    return pd.read_parquet(path) if path.exists() else None

@@ -1,0 +1,45 @@
+"""Overview: what the dataset and run are, how MMGRec scores beside the baselines, how training went."""
+
+import streamlit as st
+
+from app import figures, state
+
+run = state.current_run()
+cfg, tok, gen = run.config, run.config["tokenizer"], run.config["generator"]
+
+st.title("mmgrec: multimodal generative recommendation")
+st.markdown(
+    "Every item gets a **Rec-ID**, a short tuple of tokens `(c1, ..., cM, p)` learned from its features and the "
+    "user-item graph; a Transformer then *generates* the Rec-IDs a user will like, one token at a time, with a beam "
+    "search that may only follow Rec-IDs that exist. The pages on the left open each step: the **Rec-ID tree**, "
+    "**collisions** (items sharing codes), the **codewords**, a live **recommendation**, and **why** an item got "
+    "its Rec-ID.")
+
+counts = run.data.counts()
+cols = st.columns(len(counts) + 2)
+for col, (label, value) in zip(cols, counts.items()):
+    col.metric(label, f"{value:,}")
+cols[-2].metric("collision rate", f"{run.table.collision_rate:.1%}",
+                help="Share of items whose semantic codes c1..cM are shared with another item; p separates them.")
+cols[-1].metric("largest group", f"{run.table.max_p + 1}", help="Items in the biggest collision group.")
+
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("This run")
+    st.markdown(
+        f"- dataset `{cfg['dataset']}`, seed {cfg['seed']}\n"
+        f"- tokenizer **{tok['name']}**: {tok['levels']} levels x {tok['codebook_size']} codewords, "
+        f"collision token by {tok['collision']}\n"
+        f"- generator: d={gen.get('dim')}, {gen.get('encoder_layers')}+{gen.get('decoder_layers')} layers, "
+        f"positions `{gen.get('pe')}`, beam {gen.get('beam')}\n"
+        f"- baselines: {', '.join(cfg.get('baselines', [])) or 'none'}")
+    split = st.radio("Split", ["test", "valid"], horizontal=True)
+    table = figures.metrics_table(run.metrics, split)
+    seconds = {m: v.get("train_seconds") for m, v in run.metrics.get("models", {}).items()}
+    st.dataframe(table.assign(train_seconds=table.index.map(seconds)).style.format(precision=4),
+                 width="stretch")
+with right:
+    st.plotly_chart(figures.metrics_bars(table), key="metrics_bars")
+
+st.plotly_chart(figures.training_curves(run.history), key="curves")
+st.caption(f"Run directory `{run.path}`. Metrics: full ranking over all items, the user's training items excluded.")

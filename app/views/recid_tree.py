@@ -1,0 +1,67 @@
+"""Rec-ID tree: c1 -> c2 -> ... -> items; choose a node to list its items; search by name or Rec-ID prefix."""
+
+import re
+
+import streamlit as st
+
+from app import figures, state
+
+run = state.current_run()
+key = (str(run.path), state.stamp(run.path))
+items = state.items_frame(*key)
+levels = run.table.levels
+columns = state.item_columns(items)
+code_cols = [f"c{m}" for m in range(1, levels + 1)]
+show = ["item", "name", "rec_id", "popularity", *columns]
+
+st.title("Rec-ID tree")
+st.markdown(f"Each item's Rec-ID is a path from the root: {levels} semantic codes, then the collision token `p` "
+            f"that tells apart items sharing all {levels} codes. Click a wedge to zoom in.")
+
+c1, c2, c3, c4 = st.columns(4)
+kind = c1.selectbox("Chart", ["sunburst", "icicle", "treemap"])
+size = c2.selectbox("Size by", ["items", "popularity"])
+color = c3.selectbox("Colour by", ["(none)", *columns], index=1 + columns.index("category")
+                     if "category" in columns else 0)
+depth = c4.slider("Rings shown", 1, levels + 1, min(levels, 2), help="Click a node to see the rings below it.")
+st.plotly_chart(figures.recid_tree(items, levels, kind=kind, size=size,
+                                   color=None if color == "(none)" else color, maxdepth=depth), key="tree")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Choose a node")
+    picked: list[int] = []
+    sub = items
+    cols = st.columns(levels)
+    for m, col in enumerate(cols):
+        counts = sub[code_cols[m]].value_counts().sort_index()
+        options = [None, *counts.index.tolist()]
+        code = col.selectbox(code_cols[m], options, key=f"node_c{m + 1}",
+                             format_func=lambda c, n=counts: "(any)" if c is None else f"{c} ({n[c]} items)")
+        if code is None:
+            break
+        picked.append(int(code))
+        sub = sub[sub[code_cols[m]] == code]
+    prefix = "-".join(map(str, picked)) or "(root)"
+    st.markdown(f"**{len(sub):,} items** under `{prefix}`"
+                + (f", {int(sub['popularity'].sum()):,} training interactions" if len(sub) else ""))
+    st.dataframe(sub[show].sort_values(["rec_id"]), hide_index=True, width="stretch", height=320)
+with right:
+    st.subheader("Search")
+    query = st.text_input("Item name or Rec-ID prefix", placeholder="e.g. Yoga, or 12-5")
+    if query.strip():
+        q = query.strip()
+        if re.fullmatch(r"\d+([\s,/-]+\d+)*", q):
+            tokens = [int(t) for t in re.split(r"[\s,/-]+", q)]
+            found = items.iloc[run.table.prefix_items(tokens)] if len(tokens) <= levels + 1 else items.iloc[:0]
+            st.caption(f"Rec-IDs starting with `{'-'.join(map(str, tokens))}`")
+        else:
+            found = items[items["name"].str.contains(q, case=False, regex=False)]
+            st.caption(f"Names containing '{q}'")
+        if found.empty:
+            st.info("No item matches. Prefixes are codes separated by '-', e.g. `12-5`; names match in part.")
+        else:
+            st.dataframe(found[show].head(500), hide_index=True, width="stretch", height=320)
+            st.caption(f"{len(found):,} items" + (" (first 500 shown)" if len(found) > 500 else ""))
+    else:
+        st.caption("Type part of a name, or a Rec-ID prefix.")

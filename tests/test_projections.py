@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from mmgrec_core.projections import (
+    ALL_CODEWORDS,
+    FILE,
+    cached_projections,
+    codeword_projections,
+    quantizer_space,
+    residuals,
+    umap_2d,
+)
+
+
+def test_residuals_subtract_the_nearest_codeword_level_by_level():
+    z = np.array([[1.0, 0.0], [0.0, 3.0]])
+    books = np.array([[[1.0, 0.0], [0.0, 2.0]],          # level 1: item 0 -> word 0, item 1 -> word 1
+                      [[0.0, 1.0], [5.0, 5.0]]])        # level 2 sees (0, 0) and (0, 1): both -> word 0
+    r1, r2 = residuals(z, books)
+    np.testing.assert_array_equal(r1, z)
+    np.testing.assert_array_equal(r2, [[0.0, 0.0], [0.0, 1.0]])
+
+
+def test_umap_2d_is_seeded_and_handles_tiny_inputs():
+    x = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
+    a, b = umap_2d(x, seed=1, n_neighbors=5), umap_2d(x, seed=1, n_neighbors=5)
+    assert a.shape == (40, 2) and np.isfinite(a).all()
+    np.testing.assert_allclose(a, b)
+    assert umap_2d(x[:3]).shape == (3, 2)
+
+
+def test_codeword_projections_have_one_view_per_level_and_one_of_all_codewords():
+    rng = np.random.default_rng(0)
+    z, books = rng.normal(size=(30, 4)), rng.normal(size=(2, 6, 4))
+    frame = codeword_projections(z, books, n_neighbors=5)
+    assert list(frame["view"].unique()) == ["level 1", "level 2", ALL_CODEWORDS]
+    level1 = frame[frame["view"] == "level 1"]
+    assert (level1["kind"] == "item").sum() == 30 and (level1["kind"] == "codeword").sum() == 6
+    assert sorted(level1.loc[level1["kind"] == "codeword", "id"]) == list(range(6))
+    every = frame[frame["view"] == ALL_CODEWORDS]
+    assert len(every) == 12 and sorted(every["level"].unique()) == [1, 2]
+
+
+class _Quantizer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.codebooks = torch.nn.Parameter(torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0)))
+
+
+class _RQTokenizer:                                   # the attributes quantizer_space reads from an rqvae tokenizer
+    def __init__(self):
+        self.x = torch.randn(25, 3, generator=torch.Generator().manual_seed(1))
+        self.rqvae = torch.nn.Module()
+        self.rqvae.encoder = torch.nn.Identity()
+        self.rqvae.quantizer = _Quantizer()
+
+
+def test_quantizer_space_reads_latents_and_codebooks():
+    tok = _RQTokenizer()
+    z, books = quantizer_space(tok)
+    np.testing.assert_allclose(z, tok.x.numpy())
+    assert books.shape == (2, 5, 3)
+    assert quantizer_space(object()) is None
+
+
+def test_cached_projections_are_written_once_and_recomputed_when_inputs_change(tmp_path, monkeypatch):
+    tok = _RQTokenizer()
+    first = cached_projections(tmp_path, tok, n_neighbors=5)
+    assert (tmp_path / FILE).exists()
+    import mmgrec_core.projections as proj
+    monkeypatch.setattr(proj, "codeword_projections", lambda *a, **k: pytest.fail("should read the cache"))
+    again = cached_projections(tmp_path, tok, n_neighbors=5)
+    np.testing.assert_allclose(again[["x", "y"]].to_numpy(), first[["x", "y"]].to_numpy())
+    monkeypatch.undo()
+    with torch.no_grad():
+        tok.rqvae.quantizer.codebooks.add_(1.0)
+    changed = cached_projections(tmp_path, tok, n_neighbors=5)
+    assert not np.allclose(changed[["x", "y"]].to_numpy(), first[["x", "y"]].to_numpy())
+
+
+def test_cached_projections_of_items_without_codebooks(tmp_path):
+    items = np.random.default_rng(0).normal(size=(20, 4))
+    frame = cached_projections(tmp_path, None, items, n_neighbors=5)
+    assert set(frame["view"]) == {"items"} and len(frame) == 20
+    with pytest.raises(ValueError, match="no codebooks"):
+        cached_projections(tmp_path, None)
