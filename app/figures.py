@@ -91,8 +91,10 @@ def recid_tree(items: pd.DataFrame, levels: int, *, kind: str = "sunburst", size
         kwargs["color"] = color
     fig = builder(frame, path=path, values="weight", hover_data={"weight": False}, **kwargs)
     fig.update_traces(hovertemplate="%{id}<br>" + ("items" if size == "items" else "popularity")
-                      + ": %{value:.0f}<extra></extra>", leaf=dict(opacity=1),
+                      + ": %{value:.0f}<extra></extra>",
                       marker=dict(line=dict(width=0 if len(frame) > 300 else 1)))   # borders would hide thin wedges
+    if kind != "treemap":
+        fig.update_traces(leaf=dict(opacity=1))
     fig.update_layout(margin=dict(t=30, l=0, r=0, b=0), title=f"Rec-ID tree, sized by {size}", height=640)
     return fig
 
@@ -228,7 +230,7 @@ def level_margins(levels: pd.DataFrame) -> go.Figure:
                 text=[f"c={c}" for c in levels["code"]], textposition="outside")
     fig.add_bar(x=x, y=levels["runner_up_distance"], name="runner-up",
                 text=[f"c={c}" for c in levels["runner_up"]], textposition="outside")
-    fig.update_layout(barmode="group", title="Distance to the chosen codeword and to the runner-up",
+    fig.update_layout(barmode="group", title="Chosen codeword vs runner-up",
                       yaxis_title="squared distance", legend=dict(orientation="h", y=-0.2))
     return fig
 

@@ -25,8 +25,7 @@ else:
                 "to list the items.")
 
 a, b = st.columns(2)
-view = a.selectbox("Map", views, format_func=lambda v: v if v in (ALL_CODEWORDS, ITEMS) else f"{v}: residuals "
-                   "and codewords")
+view = a.selectbox("Map", views, key="umap_view", help="level m: the residuals entering level m and its codewords")
 points = proj[proj["view"] == view].reset_index(drop=True)
 level = int(points["level"].iloc[0]) if len(points) else 0
 codes = table.tokens[:, level - 1] if 1 <= level <= table.levels and view != ALL_CODEWORDS else None
@@ -51,7 +50,8 @@ else:
     for col in state.item_columns(items):
         points[col] = np.where(is_item, items[col].astype(str).to_numpy()[np.where(is_item, ids, 0)], "(codeword)")
         choices.append(col)
-color = b.selectbox("Colour by", choices, index=min(len(choices) - 1, 3 if "category" in choices else 0))
+color = b.selectbox("Colour by", choices, key="umap_colour",
+                    index=choices.index("category") if "category" in choices else 0)
 
 event = st.plotly_chart(figures.projection_scatter(points, color, title=f"UMAP: {view}"), key=f"umap_{view}",
                         on_select="rerun", selection_mode=("lasso", "box", "points"))

@@ -19,8 +19,8 @@ st.markdown(f"Each item's Rec-ID is a path from the root: {levels} semantic code
             f"that tells apart items sharing all {levels} codes. Click a wedge to zoom in.")
 
 c1, c2, c3, c4 = st.columns(4)
-kind = c1.selectbox("Chart", ["sunburst", "icicle", "treemap"])
-size = c2.selectbox("Size by", ["items", "popularity"])
+kind = c1.selectbox("Chart", ["sunburst", "icicle", "treemap"], key="tree_kind")
+size = c2.selectbox("Size by", ["items", "popularity"], key="tree_size")
 color = c3.selectbox("Colour by", ["(none)", *columns], index=1 + columns.index("category")
                      if "category" in columns else 0)
 depth = c4.slider("Rings shown", 1, levels + 1, min(levels, 2), help="Click a node to see the rings below it.")
@@ -48,7 +48,7 @@ with left:
     st.dataframe(sub[show].sort_values(["rec_id"]), hide_index=True, width="stretch", height=320)
 with right:
     st.subheader("Search")
-    query = st.text_input("Item name or Rec-ID prefix", placeholder="e.g. Yoga, or 12-5")
+    query = st.text_input("Item name or Rec-ID prefix", placeholder="e.g. Yoga, or 12-5", key="tree_search")
     if query.strip():
         q = query.strip()
         if re.fullmatch(r"\d+([\s,/-]+\d+)*", q):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from conftest import ROOT, SHIPPED
 from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "assets" / "demo_run"
 
 MAIN = str(ROOT / "app" / "main.py")
 PAGES = ["views/overview.py", "views/recid_tree.py", "views/collisions.py", "views/codewords.py",
@@ -165,3 +169,25 @@ def test_no_runs_gives_a_message(monkeypatch, tmp_path):
     at = app()
     check(at)
     assert at.info and "No run found" in at.info[0].value
+
+
+def test_tree_and_codeword_options_all_render(app_env):
+    at = app()
+    at.switch_page("views/recid_tree.py").run()
+    for kind in ("icicle", "treemap", "sunburst"):
+        at.selectbox(key="tree_kind").set_value(kind)
+        at.selectbox(key="tree_size").set_value("popularity").run()
+        check(at)
+    at.selectbox(key="node_c1").set_value(at.selectbox(key="node_c1").options[1]).run()
+    check(at)
+    assert "items** under" in texts(at)
+    at.text_input(key="tree_search").set_value("1-2").run()                               # a Rec-ID prefix search
+    check(at)
+    at.switch_page("views/codewords.py").run()
+    for view in at.selectbox(key="umap_view").options:
+        at.selectbox(key="umap_view").set_value(view).run()
+        check(at)
+        for colour in at.selectbox(key="umap_colour").options:
+            at.selectbox(key="umap_colour").set_value(colour).run()
+            check(at)
+    assert "Nothing selected yet" in texts(at)

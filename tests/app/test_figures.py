@@ -1,0 +1,77 @@
+"""The pure figure builders and selection parsing, on hand-made tables (no Streamlit, no run)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from app import figures
+from app.state import selected_items
+from mmgrec_core.generator.beam import BeamStep
+
+
+def test_metrics_table_puts_mmgrec_first_and_orders_metrics():
+    metrics = {"models": {"mf": {"test": {"ndcg@10": 0.2, "recall@10": 0.3}},
+                          "mmgrec": {"test": {"recall@10": 0.25, "ndcg@10": 0.15}},
+                          "ease": {"test": {"recall@10": 0.4, "ndcg@10": 0.3}}}}
+    table = figures.metrics_table(metrics, "test")
+    assert table.index.tolist() == ["mmgrec", "ease", "mf"]
+    assert table.columns.tolist() == ["recall@10", "ndcg@10"]
+    fig = figures.metrics_bars(table)
+    assert {t.name for t in fig.data} == {"mmgrec", "ease", "mf"}
+    assert figures.metrics_bars(figures.metrics_table({}, "test")).layout.annotations      # "no metrics" note
+
+
+def test_beam_frame_drops_empty_slots_and_links_parents():
+    steps = [BeamStep(tokens=torch.tensor([[[3], [1]]]), scores=torch.tensor([[-0.5, -1.0]])),
+             BeamStep(tokens=torch.tensor([[[3, 0], [1, 2]]]), scores=torch.tensor([[-0.9, float("-inf")]]))]
+    beams = figures.beam_frame(steps)
+    assert beams[["level", "prefix", "parent"]].values.tolist() == [[1, "3", "(start)"], [1, "1", "(start)"],
+                                                                     [2, "3-0", "3"]]
+    assert math.isclose(beams["prob"].iloc[0], math.exp(-0.5), rel_tol=1e-6)
+    fig = figures.beam_tree(beams, final={"3-0"})
+    names = [t.name for t in fig.data]
+    assert names == ["extends", "surviving prefix", "top-K Rec-ID"]
+    assert list(fig.data[0].x) == [1, 2, None]                        # one edge: 3 -> 3-0
+
+
+def test_projection_scatter_carries_ids_and_kinds_in_custom_data():
+    points = pd.DataFrame({"x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5], "kind": ["item", "item", "codeword"],
+                           "id": [7, 9, 2], "hover": ["a", "b", "w"], "category": ["A", "B", "(codeword)"]})
+    fig = figures.projection_scatter(points, "category")
+    ids = sorted((int(c[0]), c[1]) for t in fig.data for c in t.customdata)
+    assert ids == [(2, "codeword"), (7, "item"), (9, "item")]
+    assert fig.layout.dragmode == "lasso"
+
+
+def test_selected_items_reads_custom_data_and_expands_codewords():
+    codes = np.array([0, 1, 1, 2])                                     # each item's code at the view's level
+    points = [{"customdata": [3, "item"], "point_index": 99}, {"customdata": [1, "codeword"]}, {"x": 1}]
+    assert selected_items(points, codes).tolist() == [1, 2, 3]
+    assert selected_items(points, None).tolist() == [3]
+    assert selected_items([], codes).size == 0
+
+
+def test_recid_tree_has_one_leaf_per_item():
+    items = pd.DataFrame({"c1": [0, 0, 1], "c2": [0, 1, 0], "p": [0, 0, 0], "name": ["a", "b", "c"],
+                          "popularity": [5, 1, 0], "category": ["x", "x", "y"]})
+    fig = figures.recid_tree(items, levels=2, color="category")
+    ids = list(fig.data[0].ids)
+    assert sum(i.count("/") == 2 for i in ids) == 3                    # c1 / c2 / item
+    by_pop = figures.recid_tree(items, levels=2, size="popularity", kind="treemap")
+    assert by_pop.data[0].type == "treemap"
+
+
+def test_explain_figures_and_stats_accept_empty_inputs():
+    assert figures.training_curves(pd.DataFrame()).layout.annotations
+    assert figures.level_stats({}).layout.annotations
+    assert figures.sweep_lines(pd.DataFrame()).layout.annotations
+    levels = pd.DataFrame({"level": [1, 2], "code": [3, 4], "distance": [0.1, 0.2], "runner_up": [5, 6],
+                           "runner_up_distance": [0.3, 0.25], "residual_before": [1.0, 0.5],
+                           "residual_after": [0.5, 0.2], "siblings": [10, 0]})
+    assert len(figures.level_margins(levels).data) == 2
+    assert list(figures.residual_norms(levels).data[0].y) == [1.0, 0.5, 0.2]
+    assert list(figures.siblings(levels).data[0].y) == [10, 0]
