@@ -61,6 +61,7 @@ def training_curves(history: pd.DataFrame) -> go.Figure:
     fig = px.line(long, x="epoch", y="value", color="series", facet_col="panel", facet_col_wrap=3, markers=True,
                   title="Training curves")
     fig.update_yaxes(matches=None, showticklabels=True, title=None)
+    fig.update_xaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     return fig
 
@@ -138,6 +139,7 @@ def group_sizes(group_size: np.ndarray) -> go.Figure:
     sizes, counts = np.unique(np.asarray(group_size), return_counts=True)
     frame = pd.DataFrame({"group size": sizes.astype(str), "items": counts})
     fig = px.bar(frame, x="group size", y="items", title="Items by collision-group size", text_auto=True)
+    fig.update_xaxes(type="category")
     return fig
 
 

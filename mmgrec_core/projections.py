@@ -26,6 +26,7 @@ import torch
 from .files import atomic_write_bytes
 
 FILE = "projections.parquet"
+WEIGHTS = ("tokenizer.safetensors", "representations.safetensors")     # what the projections are computed from
 ALL_CODEWORDS = "all codewords"
 ITEMS = "items"
 COLUMNS = ["view", "kind", "level", "id", "x", "y"]
@@ -111,7 +112,8 @@ def _frame(view: str, kind: list[str], level, ids: np.ndarray, xy: np.ndarray) -
 def cached_projections(run_dir: str | Path, tokenizer, items: np.ndarray | None = None, *, seed: int = 0,
                        n_neighbors: int = 15) -> pd.DataFrame:
     """The run's projections: read from `run_dir/projections.parquet` when its key matches, else computed and
-    written there atomically (a read-only run directory only loses the cache).
+    written there atomically (a read-only run directory only loses the cache). The key hashes the run's weight
+    files (or, without them, the arrays projected) and the UMAP settings.
 
     Codeword maps when the tokenizer has codebooks, else an item map of `items` [I, F] (required then).
     """
@@ -120,7 +122,12 @@ def cached_projections(run_dir: str | Path, tokenizer, items: np.ndarray | None 
         raise ValueError("this run's tokenizer has no codebooks; pass the item vectors to project instead")
     arrays = space if space is not None else (np.asarray(items, np.float32),)
     digest = hashlib.sha256(json.dumps({"seed": seed, "n_neighbors": n_neighbors}).encode())
-    for a in arrays:
+    # Keyed by the run's weight files when it has them: bit-identical everywhere, unlike latents recomputed on
+    # another CPU, so a shipped cache stays valid; else by the arrays themselves.
+    sources = [Path(run_dir) / n for n in WEIGHTS if (Path(run_dir) / n).exists()]
+    for f in sources:
+        digest.update(f.read_bytes())
+    for a in () if sources else arrays:
         digest.update(np.ascontiguousarray(a, np.float32).tobytes())
     key = digest.hexdigest()[:16]
     path = Path(run_dir) / FILE

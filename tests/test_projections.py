@@ -85,3 +85,17 @@ def test_cached_projections_of_items_without_codebooks(tmp_path):
     assert set(frame["view"]) == {"items"} and len(frame) == 20
     with pytest.raises(ValueError, match="no codebooks"):
         cached_projections(tmp_path, None)
+
+
+def test_cache_key_follows_the_run_weight_files(tmp_path, monkeypatch):
+    tok = _RQTokenizer()
+    (tmp_path / "tokenizer.safetensors").write_bytes(b"weights v1")
+    cached_projections(tmp_path, tok, n_neighbors=5)
+    import mmgrec_core.projections as proj
+    monkeypatch.setattr(proj, "codeword_projections", lambda *a, **k: pytest.fail("should read the cache"))
+    with torch.no_grad():
+        tok.rqvae.quantizer.codebooks.add_(1e-6)          # same files, latents off by rounding: still cached
+    cached_projections(tmp_path, tok, n_neighbors=5)
+    (tmp_path / "tokenizer.safetensors").write_bytes(b"weights v2")
+    with pytest.raises(pytest.fail.Exception):
+        cached_projections(tmp_path, tok, n_neighbors=5)

@@ -69,10 +69,11 @@ except (TypeError, ValueError) as e:
 lv = ex.levels
 sentences = []
 for r in lv.itertuples():
-    rel = r.margin / r.runner_up_distance if r.runner_up_distance > 0 else float("nan")
+    rel = r.margin / r.runner_up_distance if r.runner_up_distance > 0 else 1.0
+    verdict = "a close call" if rel < 0.2 else "a clear choice" if rel > 0.6 else "a fair margin"
     sentences.append(
-        f"**Level {r.level}** chose codeword **{r.code}** (squared distance {r.distance:.3f}); the runner-up "
-        f"{r.runner_up} was {r.margin:.3f} further ({rel:.0%} of its distance). The residual shrank from "
+        f"**Level {r.level}** chose codeword **{r.code}** (squared distance {r.distance:.3f}); the runner-up, "
+        f"{r.runner_up}, was {r.margin:.3f} further: {verdict}. The residual shrank from "
         f"{r.residual_before:.3f} to {r.residual_after:.3f}; {r.siblings} other items share the prefix so far.")
 fragile = ex.fragile_level
 sentences.append(f"The smallest margin is at **level {fragile}**: a small change of the item's inputs would move "
@@ -106,6 +107,12 @@ with c1:
                 lines.append(f"Without {what}, {moved} would change.")
             else:
                 lines.append(f"Without {what}, the codes stay the same.")
+        first = {r.without: min(r.changed_levels) for r in ab.itertuples() if r.changed_levels}
+        if first:
+            top = min(first, key=first.get)
+            lines.insert(0, f"**{'The CF signal' if top == 'cf' else top.capitalize() + ' features'}** matter "
+                            f"most here: removing {'it' if top == 'cf' else 'them'} moves level {first[top]} "
+                            f"first.")
         st.markdown("\n".join(f"- {s}" for s in lines))
         st.dataframe(ab.assign(codes=ab["codes"].map(lambda c: "-".join(map(str, c))),
                                changed_levels=ab["changed_levels"].map(lambda v: ", ".join(map(str, v)) or "none")),
