@@ -1,8 +1,10 @@
-"""Fill a run's caches the app would otherwise compute on first use (today: the UMAP projections).
+"""Fill a run's caches the app would otherwise compute on first use.
 
-    python app/precompute.py assets/demo_run
+    python app/precompute.py assets/demo_run [--sweep]
 
-Writes `projections.parquet` into the run directory, so a shipped run opens its Codewords page at once.
+Writes `projections.parquet` (the Codewords page's UMAP maps, seconds) into the run directory, and with `--sweep`
+also `sweep.parquet`: the default collision sweep of `mmgrec_core.analysis` on the run's dataset (many minutes on
+a CPU), which the Collisions page shows without asking to compute it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from mmgrec_core.analysis import SweepConfig, sweep  # noqa: E402
+from mmgrec_core.files import atomic_write_bytes  # noqa: E402
 from mmgrec_core.projections import FILE, cached_projections  # noqa: E402
 from mmgrec_core.runs import RunError, load_run, load_tensors  # noqa: E402
 
+SWEEP = "sweep.parquet"
+
 
 def main(argv: list[str]) -> int:
+    with_sweep = "--sweep" in argv
+    argv = [a for a in argv if a != "--sweep"]
     if len(argv) != 1:
-        print("usage: python app/precompute.py RUN_DIR", file=sys.stderr)
+        print("usage: python app/precompute.py RUN_DIR [--sweep]", file=sys.stderr)
         return 2
     warnings.simplefilter("ignore")
     try:
@@ -34,6 +42,11 @@ def main(argv: list[str]) -> int:
         items = load_tensors(run.path / "representations.safetensors")["items"].numpy()
     frame = cached_projections(run.path, run.tokenizer, items, seed=int(run.config.get("seed", 0)))
     print(f"{run.path / FILE}: {len(frame)} points in {frame['view'].nunique()} views")
+    if with_sweep:
+        config = SweepConfig(seed=int(run.config.get("seed", 0)))
+        result = sweep(run.data, config, progress=lambda frac, text: print(f"{frac:4.0%} {text}", flush=True))
+        atomic_write_bytes(run.path / SWEEP, result.to_parquet())
+        print(f"{run.path / SWEEP}: {len(result)} points")
     return 0
 
 

@@ -56,6 +56,10 @@ config = SweepConfig(tokenizers=tuple(tokenizers), codebooks=tuple(sorted(codebo
                      steps=int(steps), polish_steps=int(polish), graph_epochs=int(graph_epochs),
                      seed=int(run.config.get("seed", 0)))
 result = state.cached_sweep(run.data, config)
+shipped = run.path / "sweep.parquet"                  # written by `python app/precompute.py RUN --sweep`
+if result is None and config == SweepConfig(seed=config.seed) and shipped.exists():
+    result = pd.read_parquet(shipped)
+    st.caption("The default sweep, stored with this run.")
 if result is None:
     points = len(tokenizers) * len(codebooks) * len(levels)
     st.warning(f"This sweep ({points} points) is not cached yet. The full default sweep takes many minutes on a "

@@ -191,3 +191,22 @@ def test_tree_and_codeword_options_all_render(app_env):
             at.selectbox(key="umap_colour").set_value(colour).run()
             check(at)
     assert "Nothing selected yet" in texts(at)
+
+
+def test_a_sweep_stored_with_the_run_is_shown_without_computing(app_env, tmp_path, monkeypatch):
+    import shutil
+
+    import pandas as pd
+
+    run = tmp_path / "with_sweep"
+    shutil.copytree(app_env, run)
+    rows = [{"tokenizer": t, "levels": 3, "codebook": k, "collision_rate": 0.1, "unique_prefix_share": 0.9,
+             "max_p": 2, "usage": 1.0, "perplexity": k / 2} for t in ("rqvae", "hkmeans") for k in (16, 32)]
+    pd.DataFrame(rows).to_parquet(run / "sweep.parquet")
+    monkeypatch.setenv("MMGREC_RUN", str(run))
+    at = app()
+    at.switch_page("views/collisions.py").run()
+    check(at)
+    assert not any("not cached" in w.value for w in at.warning)
+    assert any("stored with this run" in c.value for c in at.caption)
+    assert any(len(d.value) == 4 and "collision_rate" in d.value.columns for d in at.dataframe)
