@@ -62,6 +62,9 @@ with right:
             st.info("No item matches. Prefixes are codes separated by '-', e.g. `12-5`; names match in part.")
         else:
             st.dataframe(found[show].head(500), hide_index=True, width="stretch", height=320)
+            first = int(found["item"].iloc[0])
+            st.page_link("views/explain.py", label=f"Explain {found['name'].iloc[0]}'s Rec-ID",
+                         icon=":material/help:", query_params={"item": str(first)})
             st.caption(f"{len(found):,} items" + (" (first 500 shown)" if len(found) > 500 else ""))
     else:
         st.caption("Type part of a name, or a Rec-ID prefix.")

@@ -96,6 +96,13 @@ with tab_recs:
         hits = int((frame["hit"] == "✓ test").sum())
         pane.markdown(f"**{label}**: {hits} of {len(test)} test items in the top {k}")
         pane.dataframe(hit_style(frame), hide_index=True, width="stretch", key=f"list_{label}")
+    shown = [int(i) for i in recs if i >= 0]
+    if shown:
+        e1, e2 = st.columns([2, 1])
+        why = e1.selectbox("Why did an item get its Rec-ID?", shown, key="why_item",
+                           format_func=lambda i: f"{items['name'].iloc[i]} ({items['rec_id'].iloc[i]})")
+        e2.page_link("views/explain.py", label="Explain it", icon=":material/help:",
+                     query_params={"item": str(why), "user": str(user)})
     missing = [n for n in ("mf", "lightgcn") if n not in run.baseline_recs]
     if missing:
         st.caption(f"This run has no stored lists for {', '.join(missing)} (train it with those baselines).")

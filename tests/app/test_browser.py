@@ -163,6 +163,12 @@ def test_pick_a_user_and_see_a_recommendation_list(server, page, shots):
     page.get_by_role("tab", name="Beam search").click()
     page.wait_for_timeout(800)
     save(page, shots, "recommend_beam")
+    page.get_by_role("tab", name="Top-K").click()
+    page.get_by_text("Explain it").click()                      # on to the Explain page for the first item
+    settle(page)
+    assert_no_exception(page, "explain via link")
+    assert page.get_by_role("heading", name="Why this Rec-ID?").count() == 1
+    assert "item=" in page.url
 
 
 def test_lasso_on_the_umap_lists_the_selected_items(server, page, shots):
