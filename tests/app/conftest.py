@@ -19,6 +19,11 @@ TINY = {"dataset": "demo:items=120,users=150,seed=5",
 
 
 @pytest.fixture(scope="session")
+def tiny_config() -> dict:
+    return TINY
+
+
+@pytest.fixture(scope="session")
 def runs_folder(tmp_path_factory) -> Path:
     """A runs folder holding `tiny` (graph_rqvae, 120 items, popularity + MF lists) and `broken` (unfinished)."""
     import warnings

@@ -210,3 +210,28 @@ def test_a_sweep_stored_with_the_run_is_shown_without_computing(app_env, tmp_pat
     assert not any("not cached" in w.value for w in at.warning)
     assert any("stored with this run" in c.value for c in at.caption)
     assert any(len(d.value) == 4 and "collision_rate" in d.value.columns for d in at.dataframe)
+
+
+@pytest.mark.parametrize("tokenizer", ["rqvae", "hkmeans"])
+def test_every_page_renders_for_other_tokenizers(tokenizer, tiny_config, tmp_path, monkeypatch):
+    """rqvae explains through its own latents; hkmeans has no codebook trace: a message, an item map."""
+    import warnings
+
+    from mmgrec_core.pipeline import train_run
+
+    config = {**tiny_config, "tokenizer": {"name": tokenizer, "codebook_size": 8, "polish_steps": 30,
+                                    **({"steps": 50} if tokenizer == "rqvae" else {"epochs": 2})},
+              "baselines": ["popularity"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_run(tmp_path / tokenizer, config)
+    monkeypatch.setenv("MMGREC_RUN", str(tmp_path / tokenizer))
+    monkeypatch.setenv("MMGREC_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("MMGREC_CACHE", str(tmp_path / "cache"))
+    at = app()
+    render_all(at)
+    at.switch_page("views/explain.py").run()
+    if tokenizer == "hkmeans":
+        assert "keeps no per-level codebook trace" in at.info[0].value
+    else:
+        assert "Level 1** chose codeword" in texts(at)
