@@ -1,8 +1,11 @@
 """Sweeps of Rec-ID health against codebook size and depth, cached on disk for the app and notebooks.
 
-Each tokenizer's *representation* is computed once (Graph RQ-VAE's h_i, or the standardised raw features) and
-only the quantization is refitted per (levels, codebook size) point: the GCN does not depend on the codebook, so
-retraining it per point would cost minutes and measure nothing new.
+Two economies keep the default sweep to minutes on a CPU. Each tokenizer's *representation* is computed once
+(Graph RQ-VAE's h_i, or the standardised raw features): the GCN does not depend on the codebook, so retraining
+it per point would cost minutes and measure nothing new. And each (tokenizer, codebook size) is quantized once,
+at the deepest level count; shallower points read the first levels of its codes. Residual quantization and
+hierarchical k-means choose level by level, so an m-level Rec-ID prefix is exactly what m levels of that
+quantizer assign (only the encoder saw the deeper levels during training).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ class SweepConfig:
     tokenizers: tuple[str, ...] = SWEEP_TOKENIZERS
     codebooks: tuple[int, ...] = CODEBOOKS
     levels: tuple[int, ...] = LEVELS
-    steps: int = 600              # RQ-VAE steps per point (then k-means re-seed and `polish_steps`)
-    polish_steps: int = 200
+    steps: int = 400              # RQ-VAE steps per point (then k-means re-seed and `polish_steps`)
+    polish_steps: int = 100
     graph_epochs: int = 30        # Graph RQ-VAE epochs for the shared representation
     seed: int = 0
 
@@ -81,18 +84,21 @@ def sweep(data: InteractionData, config: SweepConfig = SweepConfig(),
         return pd.read_parquet(path)
     device = default_device()
     inputs = _representations(data, config, device)
-    points = [(t, m, k) for t in config.tokenizers for m in config.levels for k in config.codebooks]
+    points = [(t, k) for t in config.tokenizers for k in config.codebooks]
+    deepest = max(config.levels)
     rows = []
-    for n, (tok, m, k) in enumerate(points):
+    for n, (tok, k) in enumerate(points):
         if progress:
-            progress(n / len(points), f"{tok}: {m} levels x {k} codewords")
+            progress(n / len(points), f"{tok}: {k} codewords")
         if tok == "hkmeans":
-            codes = hierarchical_kmeans(inputs["graph"], m, k, config.seed)
-        elif tok == "late_fusion":
-            codes = np.concatenate([_quantize(x, m, k, config) for x in inputs["modalities"]], 1)
+            parts = [hierarchical_kmeans(inputs["graph"], deepest, k, config.seed)]
+        elif tok == "late_fusion":                # one quantizer per modality, Rec-ID = their concatenation
+            parts = [_quantize(x, deepest, k, config) for x in inputs["modalities"]]
         else:
-            codes = _quantize(inputs["graph" if tok == "graph_rqvae" else "raw"], m, k, config)
-        rows.append(_row(tok, m, k, codes, data.popularity, k))
+            parts = [_quantize(inputs["graph" if tok == "graph_rqvae" else "raw"], deepest, k, config)]
+        for m in config.levels:
+            codes = np.concatenate([p[:, :m] for p in parts], 1)
+            rows.append(_row(tok, m, k, codes, data.popularity, k))
     if progress:
         progress(1.0, "done")
     frame = pd.DataFrame(rows)

@@ -72,6 +72,9 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
             idx = idx.to(device)
             users, items = u_all[idx], i_all[idx]
             history = histories(seen, users, cfg.max_history, exclude=items, generator=gen)
+            if cfg.history_dropout:                                       # see GeneratorConfig.history_dropout
+                history = history.masked_fill(torch.rand(history.shape, generator=gen).to(device)
+                                              < cfg.history_dropout, 0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss = model.loss(history, users, targets[items])
             opt.zero_grad(set_to_none=True)

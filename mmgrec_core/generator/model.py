@@ -1,8 +1,8 @@
 """The Rec-ID generator (MMGRec §4.3): an encoder over the user's history, a decoder over Rec-ID tokens.
 
 Encoder input: the user's training items (a set, at most `max_history`), embedded with the tokenizer's item
-representations (`item_emb="graph"`, frozen and projected to D) or with learned embeddings (`"learned"`, the
-paper's "Emb w/o"). Position information: relation-aware self-attention (`pe="relation"`), sinusoidal encodings
+representations (`item_emb="graph"`: frozen, projected to D, plus a learned per-item offset that starts at zero)
+or with learned embeddings only (`"learned"`, the paper's "Emb w/o"). Position information: relation-aware self-attention (`pe="relation"`), sinusoidal encodings
 (`"sinusoidal"`) or nothing (`"none"`). Decoder: a standard Transformer decoder; token t of level d has its own
 embedding and the next-token head of level d scores only level d's range, so a token means one thing.
 """
@@ -30,6 +30,8 @@ class GeneratorConfig:
     decoder_layers: int = 1
     dropout: float = 0.1
     max_history: int = 50           # N: longer histories are sampled (training) or subsampled by a fixed hash
+    history_dropout: float = 0.5    # share of input items hidden per training instance: without it the model
+                                    # learns to name the one item missing from a memorised set, and overfits
     user_token: bool = True         # the user's representation as one more memory token (not in the paper)
     pe: str = "relation"
     item_emb: str = "graph"
@@ -67,11 +69,12 @@ class RecIDGenerator(nn.Module):
         d = config.dim
         self.config, self.vocab = config, tuple(int(v) for v in vocab)
         self.register_buffer("user_vectors", user_vectors.float())         # [U, F_u], for the relation scalars
+        self.item_table = nn.Embedding(len(item_vectors), d)
         if config.item_emb == "graph":
             self.register_buffer("item_vectors", item_vectors.float())     # [I, F], frozen
             self.item_proj = nn.Linear(item_vectors.shape[1], d)
+            nn.init.zeros_(self.item_table.weight)                         # a learned offset, starting at 0
         else:
-            self.item_table = nn.Embedding(len(item_vectors), d)
             nn.init.normal_(self.item_table.weight, std=0.1)
         self.empty = nn.Parameter(torch.zeros(d))           # stands in for an empty history (one-item users)
         self.user_proj = nn.Linear(user_vectors.shape[1], d) if config.user_token else None
@@ -96,7 +99,7 @@ class RecIDGenerator(nn.Module):
         """[B, N] shifted ids -> [B, N, D] (padding rows are masked later, their value does not matter)."""
         items = (history - 1).clamp_min(0)
         if self.config.item_emb == "graph":
-            return self.item_proj(self.item_vectors[items])
+            return self.item_proj(self.item_vectors[items]) + self.item_table(items)
         return self.item_table(items)
 
     def encode(self, history: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
