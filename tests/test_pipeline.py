@@ -97,3 +97,16 @@ def test_cli_errors_are_one_line_and_exit_2(args, message, capsys):
 def test_cli_recommend_unknown_user(run_dir, capsys):
     assert main(["recommend", "--run", str(run_dir), "--user", "99999"]) == 2
     assert "not in" in capsys.readouterr().err
+
+
+def test_cli_train_with_config_file_and_settings(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**TINY, "baselines": []}))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out), "--set", "pe=none",
+                 "--set", "generator.epochs=1", "--set", "collision=random"]) == 0
+    saved = read_json(out / "config.json")
+    assert saved["generator"]["pe"] == "none" and saved["generator"]["epochs"] == 1
+    assert saved["tokenizer"]["collision"] == "random" and saved["dataset"] == TINY["dataset"]
+    assert "mmgrec" in capsys.readouterr().out
+    assert main(["train", "--resume", str(out), "--set", "pe=relation"]) == 2       # a resume changes nothing

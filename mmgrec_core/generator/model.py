@@ -35,9 +35,9 @@ class GeneratorConfig:
     user_token: bool = True         # the user's representation as one more memory token (not in the paper)
     pe: str = "relation"
     item_emb: str = "graph"
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-5
-    batch_size: int = 1024
+    batch_size: int = 256
     epochs: int = 60
     patience: int = 8               # evaluations without a better validation Recall@10
     eval_every: int = 1
