@@ -176,7 +176,7 @@ def users_frame(path: str, stamp: float) -> pd.DataFrame:
     return out
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=512)
 def user_items(path: str, stamp: float, user: int, split: str) -> np.ndarray:
     run = _load(path, stamp)
     m = run.data.matrix(split)

@@ -111,6 +111,9 @@ DRAWN = """() => Array.from(document.querySelectorAll("[data-testid='stPlotlyCha
 def settle(page, timeout: float = 180) -> None:
     """Wait until the app has drawn and no script run is in progress."""
     page.wait_for_selector("[data-testid='stMain']", timeout=timeout * 1000)
+    # something of the page itself: its title, or an exception or message standing in for it
+    page.wait_for_selector("[data-testid='stMain'] h1, [data-testid='stException'], [data-testid='stAlert']",
+                           timeout=timeout * 1000)
     deadline = time.time() + timeout
     page.wait_for_timeout(800)
     while time.time() < deadline:
@@ -146,6 +149,10 @@ def test_every_page_opens_and_is_saved(server, page, shots):
         settle(page)
         assert_no_exception(page, name)
         save(page, shots, name)
+        if name == "collisions" and page.get_by_text("stored with this run").count():
+            page.locator("[data-testid='stPlotlyChart']").last.scroll_into_view_if_needed()
+            page.wait_for_timeout(800)
+            save(page, shots, "collisions_sweep")
 
 
 def test_pick_a_user_and_see_a_recommendation_list(server, page, shots):
