@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .baselines import train_baseline
@@ -60,20 +61,17 @@ def train_run(out: str | Path, config: dict | None = None, *, resume: bool = Fal
     report = (lambda stage: (lambda step, info: progress(stage, step, info))) if progress else (lambda stage: None)
     data = data if data is not None else load_dataset(config["dataset"])
     seed_everything(config["seed"])
-    table, reps, tokenizer_rows = _tokenize(out, config, data, report("tokenizer"))
+    table, reps = _tokenize(out, config, data, report("tokenizer"))
     model = build_generator(config, reps, table).to(default_device())
     generator_rows = _generate(out, model, data, table, report("generator"))
-    write_history(out / "history.csv", tokenizer_rows + generator_rows)
-    return _evaluate(out, config, data, model, table, report)
+    return _evaluate(out, config, data, model, table, report, generator_rows)
 
 
-def _tokenize(out: Path, config: dict, data: InteractionData, progress) -> tuple[RecIDTable, dict, list[dict]]:
+def _tokenize(out: Path, config: dict, data: InteractionData, progress) -> tuple[RecIDTable, dict]:
     """Fit the tokenizer (or read its finished outputs back) and write its files."""
     files = [out / n for n in ("rec_ids.parquet", "representations.safetensors", "tokenizer_stats.json")]
     if all(f.exists() for f in files):
-        stats = read_json(out / "tokenizer_stats.json")
-        return (RecIDTable.read_parquet(files[0], popularity=data.popularity), load_tensors(files[1]),
-                stats.get("history", []))
+        return RecIDTable.read_parquet(files[0], popularity=data.popularity), load_tensors(files[1])
     tokenizer = tokenizer_from_config(config)
     rows: list[dict] = []
 
@@ -96,7 +94,7 @@ def _tokenize(out: Path, config: dict, data: InteractionData, progress) -> tuple
         "tokenizer": opts["name"], "dataset": config["dataset"], "levels": opts["levels"],
         "codebook": opts["codebook_size"], "collision": opts["collision"], **table_stats(table),
         "seconds": round(seconds, 2), "history": rows})
-    return table, reps, rows
+    return table, reps
 
 
 def representations(tokenizer, data: InteractionData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,9 +114,13 @@ def _generate(out: Path, model, data: InteractionData, table: RecIDTable, progre
     """Train the generator with per-epoch checkpoints; keep the best weights as generator.safetensors."""
     if (out / "generator.safetensors").exists():
         model.load_state_dict(load_tensors(out / "generator.safetensors", next(model.parameters()).device))
-        return torch.load(out / CHECKPOINT, weights_only=True)["history"] if (out / CHECKPOINT).exists() else []
+        history = pd.read_csv(out / "history.csv")
+        return history[history["stage"] == "generator"].to_dict("records")
     rows = fit_generator(model, data, table, checkpoint_dir=out, progress=progress)
     save_tensors(out / "generator.safetensors", model.state_dict())
+    stats = read_json(out / "tokenizer_stats.json")
+    write_history(out / "history.csv", stats.get("history", []) + rows)
+    (out / CHECKPOINT).unlink()                     # the best weights and the history are saved: done with it
     return rows
 
 
@@ -128,7 +130,8 @@ def top_lists(model, num_users: int, k: int = 20, batch_size: int = 1024) -> tor
     return torch.cat([model.recommend(users[s:s + batch_size], k).cpu() for s in range(0, num_users, batch_size)])
 
 
-def _evaluate(out: Path, config: dict, data: InteractionData, model, table: RecIDTable, report) -> dict:
+def _evaluate(out: Path, config: dict, data: InteractionData, model, table: RecIDTable, report,
+              generator_rows: list[dict]) -> dict:
     """metrics.json in the baselines' format: mmgrec, then each baseline (skipping those already there)."""
     path = out / "metrics.json"
     metrics = {"dataset": config["dataset"], "counts": data.counts(), "k": list(KS), "models": {}}
@@ -137,8 +140,7 @@ def _evaluate(out: Path, config: dict, data: InteractionData, model, table: RecI
     seen = UserItems(data, device=next(model.parameters()).device)
     recommender = MMGRec(model, table, seen, beam=model.config.beam)
     tokenizer_seconds = read_json(out / "tokenizer_stats.json").get("seconds", 0.0)
-    generator_seconds = sum(r.get("seconds", 0.0) for r in torch.load(out / CHECKPOINT, weights_only=True)
-                            ["history"]) if (out / CHECKPOINT).exists() else 0.0
+    generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows)
     for name in config["baselines"]:
         if name in metrics["models"]:
             continue
