@@ -2,9 +2,11 @@
 
 Encoder input: the user's training items (a set, at most `max_history`), embedded with the tokenizer's item
 representations (`item_emb="graph"`: frozen, projected to D, plus a learned per-item offset that starts at zero)
-or with learned embeddings only (`"learned"`, the paper's "Emb w/o"). Position information: relation-aware self-attention (`pe="relation"`), sinusoidal encodings
-(`"sinusoidal"`) or nothing (`"none"`). Decoder: a standard Transformer decoder; token t of level d has its own
-embedding and the next-token head of level d scores only level d's range, so a token means one thing.
+or with learned embeddings only (`"learned"`, the paper's "Emb w/o"), and the user's representation as one more
+token (`user_token`; not in the paper: it gives the decoder the user directly). Position information:
+relation-aware self-attention (`pe="relation"`), sinusoidal encodings (`"sinusoidal"`) or nothing (`"none"`).
+Decoder: Transformer layers (`attention.DecoderLayer`); token t of level d has its own embedding and the
+next-token head of level d scores only level d's range, so a token means one thing.
 """
 
 from __future__ import annotations
