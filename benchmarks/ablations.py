@@ -2,7 +2,7 @@
 
     python benchmarks/ablations.py --base runs/demo --out benchmarks/results/ablations_demo.csv
 
-`--base` is a finished `train` run. Generator variants (pe, item_emb) reuse its tokenizer outputs, so they
+`--base` is a `train` run whose tokenizer has finished (its generator may still be training). Generator variants (pe, item_emb) reuse its tokenizer outputs, so they
 differ only in the generator; tokenizer variants (collision=random, rqvae, hkmeans, late_fusion) are trained
 from scratch. Baselines are not retrained (the base run has them). Each variant is a run directory under
 `--runs` (default: next to the base), so an interrupted sweep continues where it stopped.
@@ -57,9 +57,7 @@ def main() -> None:
                 **{k: (v, False) for k, v in TOKENIZER_VARIANTS.items()}}
     if args.only:
         variants = {k: variants[k] for k in args.only.split(",")}
-    base = read_json(args.base / "metrics.json")
-    rows = [{"variant": "default (relation, graph, popularity, graph_rqvae)",
-             **base["models"]["mmgrec"]["test"], "train_seconds": base["models"]["mmgrec"]["train_seconds"]}]
+    rows = []
     for name, (sets, reuse) in variants.items():
         start = time.perf_counter()
         metrics = run_variant(args.base, runs / f"{args.base.name}_{name.replace('=', '-')}", sets, reuse)
@@ -69,6 +67,11 @@ def main() -> None:
         frame = pd.DataFrame(rows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)
+    base = read_json(args.base / "metrics.json")["models"]                  # the base run may finish last
+    if "mmgrec" in base:
+        rows.insert(0, {"variant": "default (relation, graph, popularity, graph_rqvae)", **base["mmgrec"]["test"],
+                        "train_seconds": base["mmgrec"]["train_seconds"]})
+        pd.DataFrame(rows).to_csv(args.out, index=False)
     print(pd.DataFrame(rows).round(4).to_string(index=False))
 
 
