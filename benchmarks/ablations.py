@@ -2,10 +2,11 @@
 
     python benchmarks/ablations.py --base runs/demo --out benchmarks/results/ablations_demo.csv
 
-`--base` is a `train` run whose tokenizer has finished (its generator may still be training). Generator variants (pe, item_emb) reuse its tokenizer outputs, so they
-differ only in the generator; tokenizer variants (collision=random, rqvae, hkmeans, late_fusion) are trained
-from scratch. Baselines are not retrained (the base run has them). Each variant is a run directory under
-`--runs` (default: next to the base), so an interrupted sweep continues where it stopped.
+`--base` is a `train` run whose tokenizer has finished (its generator may still be training). Generator
+variants (pe, item_emb) reuse its tokenizer outputs, so they differ only in the generator; tokenizer variants
+(collision=random, rqvae, hkmeans, late_fusion) are trained from scratch. Baselines are not retrained (the base
+run has them). Each variant is a run directory under `--runs` (default: next to the base), so an interrupted
+sweep continues where it stopped.
 """
 
 from __future__ import annotations
