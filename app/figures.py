@@ -68,36 +68,80 @@ def training_curves(history: pd.DataFrame) -> go.Figure:
 
 # ---- Rec-ID tree ---------------------------------------------------------------------------------------------
 
+def tree_nodes(items: pd.DataFrame, levels: int, size: str = "items", color: str | None = None) -> pd.DataFrame:
+    """Nodes of the Rec-ID tree: id ("c1/c2/.../p"), parent, label, depth, value, and with `color` the node's
+    majority value of that column and its share (purity).
+
+    `items` has columns c1..cM, p, name, popularity; size "items" counts items, "popularity" sums them.
+    """
+    frame = items.copy()
+    frame["_value"] = 1.0 if size == "items" else frame["popularity"].clip(lower=0).astype(float)
+    frame["_color"] = frame[color].astype(str) if color else ""
+    keys = [f"c{m}" for m in range(1, levels + 1)] + ["p"]
+    path = pd.Series("", index=frame.index)
+    nodes = []
+    for d, key in enumerate(keys, start=1):
+        parent = path
+        path = frame[key].astype(str) if d == 1 else path + "/" + frame[key].astype(str)
+        frame["_id"], frame["_parent"] = path, parent
+        g = frame.groupby("_id", sort=True)
+        top = frame.groupby(["_id", "_color"]).size().rename("n").reset_index()
+        top = top.sort_values(["_id", "n"], ascending=[True, False]).drop_duplicates("_id").set_index("_id")
+        leaf = key == "p"
+        nodes.append(pd.DataFrame({
+            "id": g.size().index, "parent": g["_parent"].first().to_numpy(),
+            "label": (g["name"].first().to_numpy() if leaf
+                      else [f"{key}={i.rsplit('/', 1)[-1]}" for i in g.size().index]),
+            "depth": d, "value": g["_value"].sum().to_numpy(), "items": g.size().to_numpy(),
+            "majority": top.loc[g.size().index, "_color"].to_numpy(),
+            "purity": (top.loc[g.size().index, "n"] / g.size()).to_numpy()}))
+    return pd.concat(nodes, ignore_index=True)
+
+
 def recid_tree(items: pd.DataFrame, levels: int, *, kind: str = "sunburst", size: str = "items",
                color: str | None = None, maxdepth: int = 3) -> go.Figure:
     """c1 -> c2 -> ... -> cM -> items as a sunburst, icicle or treemap.
 
-    `items` has columns c1..cM, p, name, popularity (and `color`); size "items" counts items, "popularity" sums
-    training interactions. With a categorical `color`, a node takes the colour of its children when they agree.
+    With a categorical `color`, each node takes the colour of its most common value (the template's colourway,
+    so the theme decides the actual colours) and its hover says how pure the node is; a legend names the values.
     """
     if items.empty:
         return _empty("Rec-ID tree", "no items")
-    frame = items.copy()
-    path = []
-    for m in range(1, levels + 1):
-        frame[f"level {m}"] = f"c{m}=" + frame[f"c{m}"].astype(str)
-        path.append(f"level {m}")
-    frame["item label"] = "p=" + frame["p"].astype(str) + " " + frame["name"].astype(str)
-    path.append("item label")
-    frame["weight"] = 1 if size == "items" else frame["popularity"].clip(lower=0) + 1e-9
-    builder = {"sunburst": px.sunburst, "icicle": px.icicle, "treemap": px.treemap}[kind]
-    kwargs: dict = {"maxdepth": maxdepth}
-    if color is not None and color in frame.columns:
-        frame[color] = frame[color].astype(str)
-        kwargs["color"] = color
-    fig = builder(frame, path=path, values="weight", hover_data={"weight": False}, **kwargs)
-    fig.update_traces(hovertemplate="%{id}<br>" + ("items" if size == "items" else "popularity")
-                      + ": %{value:.0f}<extra></extra>",
-                      marker=dict(line=dict(width=0 if len(frame) > 300 else 1)))   # borders would hide thin wedges
-    if kind != "treemap":
-        fig.update_traces(leaf=dict(opacity=1))
-    fig.update_layout(margin=dict(t=30, l=0, r=0, b=0), title=f"Rec-ID tree, sized by {size}", height=640)
+    color = color if color is not None and color in items.columns else None
+    nodes = tree_nodes(items, levels, size, color)
+    trace = {"sunburst": go.Sunburst, "icicle": go.Icicle, "treemap": go.Treemap}[kind]
+    unit = "items" if size == "items" else "interactions"
+    hover = "%{id}<br>%{label}<br>%{value:.0f} " + unit
+    marker: dict = {"line": {"width": 0 if len(items) > 300 else 1}}    # borders would hide thin wedges
+    fig = go.Figure()
+    if color:
+        values = sorted(nodes["majority"].unique())
+        palette = _colorway(len(values))
+        colour_of = {v: palette[i % len(palette)] for i, v in enumerate(values)}
+        marker["colors"] = nodes["majority"].map(colour_of).tolist()
+        hover += f"<br>{color}: %{{customdata[0]}} (%{{customdata[1]:.0%}} of its items)"
+        for v in values:                                   # legend entries: the tree traces have no legend
+            fig.add_scatter(x=[None], y=[None], mode="markers", name=v, marker=dict(color=colour_of[v], size=10))
+    fig.add_trace(trace(ids=nodes["id"], parents=nodes["parent"], labels=nodes["label"], values=nodes["value"],
+                        branchvalues="total", maxdepth=maxdepth, marker=marker,
+                        customdata=nodes[["majority", "purity"]].to_numpy(),
+                        hovertemplate=hover + "<extra></extra>"))
+    fig.update_layout(margin=dict(t=30, l=0, r=0, b=0), title=f"Rec-ID tree, sized by {unit}", height=640,
+                      xaxis_visible=False, yaxis_visible=False, legend_title=color or None,
+                      plot_bgcolor="rgba(0,0,0,0)")
     return fig
+
+
+def _colorway(n: int) -> list[str]:
+    """n distinct colours: the active plotly template's colourway, or a plotly palette long enough for n."""
+    import plotly.io as pio
+
+    template = pio.templates[pio.templates.default] if pio.templates.default else None
+    way = list(template.layout.colorway or []) if template is not None else []
+    if len(way) >= n:
+        return way
+    palettes = (px.colors.qualitative.Plotly, px.colors.qualitative.Light24, px.colors.qualitative.Alphabet)
+    return next((list(p) for p in palettes if len(p) >= n), list(palettes[-1]))
 
 
 # ---- collisions ----------------------------------------------------------------------------------------------

@@ -58,11 +58,18 @@ def test_selected_items_reads_custom_data_and_expands_codewords():
 def test_recid_tree_has_one_leaf_per_item():
     items = pd.DataFrame({"c1": [0, 0, 1], "c2": [0, 1, 0], "p": [0, 0, 0], "name": ["a", "b", "c"],
                           "popularity": [5, 1, 0], "category": ["x", "x", "y"]})
+    nodes = figures.tree_nodes(items, levels=2, size="popularity", color="category")
+    assert nodes["id"].tolist() == ["0", "1", "0/0", "0/1", "1/0", "0/0/0", "0/1/0", "1/0/0"]
+    assert nodes["parent"].tolist() == ["", "", "0", "0", "1", "0/0", "0/1", "1/0"]
+    assert nodes.loc[nodes["id"] == "0", "value"].item() == 6                  # popularity 5 + 1
+    assert nodes.loc[nodes["id"] == "0", ["majority", "purity"]].values.tolist() == [["x", 1.0]]
+    assert nodes.loc[nodes["id"] == "0/1/0", "label"].item() == "b"
     fig = figures.recid_tree(items, levels=2, color="category")
-    ids = list(fig.data[0].ids)
-    assert sum(i.count("/") == 2 for i in ids) == 3                    # c1 / c2 / item
-    by_pop = figures.recid_tree(items, levels=2, size="popularity", kind="treemap")
-    assert by_pop.data[0].type == "treemap"
+    tree = fig.data[-1]
+    assert sum(i.count("/") == 2 for i in tree.ids) == 3                    # c1 / c2 / item
+    assert {t.name for t in fig.data[:-1]} == {"x", "y"}                     # legend entries
+    assert len(set(tree.marker.colors)) == 2
+    assert figures.recid_tree(items, levels=2, size="popularity", kind="treemap").data[-1].type == "treemap"
 
 
 def test_explain_figures_and_stats_accept_empty_inputs():
