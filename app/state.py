@@ -173,9 +173,10 @@ def users_frame(path: str, stamp: float) -> pd.DataFrame:
         out[split] = np.asarray(data.matrix(split).sum(1)).ravel().astype(int)
     if "category" in data.item_table.columns:
         users, items = data.pairs("train")
-        cats = data.item_table["category"].to_numpy()[items]
-        top = pd.DataFrame({"user": users, "c": cats}).groupby("user")["c"].agg(lambda s: s.value_counts().index[0])
-        out["top category"] = out["user"].map(top).fillna("")
+        codes, names = pd.factorize(data.item_table["category"].to_numpy()[items], sort=True)
+        counts = np.zeros((data.num_users, len(names)), np.int64)              # [U, categories]
+        np.add.at(counts, (users, codes), 1)
+        out["top category"] = np.where(counts.sum(1) > 0, np.asarray(names, dtype=object)[counts.argmax(1)], "")
     return out
 
 
