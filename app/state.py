@@ -187,6 +187,15 @@ def user_items(path: str, stamp: float, user: int, split: str) -> np.ndarray:
     return m.indices[m.indptr[user]:m.indptr[user + 1]].astype(np.int64)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def explanation(path: str, stamp: float, item: int):
+    """`mmgrec_core.explain.explain` for one item (a few graph propagations: worth keeping)."""
+    from mmgrec_core.explain import explain
+
+    run = _load(path, stamp)
+    return explain(run.tokenizer, run.table, item)
+
+
 @st.cache_data(show_spinner="Projecting codewords and items with UMAP (once per run)...", max_entries=4)
 def projections(path: str, stamp: float) -> pd.DataFrame:
     from mmgrec_core.projections import cached_projections

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from app import figures, state
-from mmgrec_core.explain import explain
 
 run = state.current_run()
 key = (str(run.path), state.stamp(run.path))
@@ -61,7 +60,7 @@ if run.tokenizer is None or not hasattr(run.tokenizer, "trace"):
     st.stop()
 
 try:
-    ex = explain(run.tokenizer, table, item)
+    ex = state.explanation(*key, item)
 except (TypeError, ValueError) as e:
     st.info(f"No explanation for this item: {e}")
     st.stop()
