@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,14 +73,25 @@ def _row(tokenizer: str, levels: int, codebook: int, codes: np.ndarray, populari
             "perplexity": float(np.mean(code_perplexity(c, vocab)))}
 
 
+def sweep_cache_path(data: InteractionData, config: SweepConfig = SweepConfig()) -> Path:
+    """Where `sweep` keeps its result for this dataset and configuration."""
+    key = hashlib.sha256(json.dumps([data.name, data.counts(), dataclasses.asdict(config)]).encode())
+    return cache_dir() / "sweeps" / f"{key.hexdigest()[:16]}.parquet"
+
+
+def cached_sweep(data: InteractionData, config: SweepConfig = SweepConfig()) -> pd.DataFrame | None:
+    """The cached sweep, or None when it has not been computed (the app shows a button instead of waiting)."""
+    path = sweep_cache_path(data, config)
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def sweep(data: InteractionData, config: SweepConfig = SweepConfig(),
           progress: Callable[[float, str], None] | None = None, use_cache: bool = True) -> pd.DataFrame:
     """One row per (tokenizer, levels, codebook): collision rate, unique-prefix share, mean usage/perplexity.
 
     Results are cached under `cache_dir()/sweeps/` by a hash of the dataset name, counts and config.
     """
-    key = hashlib.sha256(json.dumps([data.name, data.counts(), dataclasses.asdict(config)]).encode())
-    path = cache_dir() / "sweeps" / f"{key.hexdigest()[:16]}.parquet"
+    path = sweep_cache_path(data, config)
     if use_cache and path.exists():
         return pd.read_parquet(path)
     device = default_device()

@@ -1,6 +1,6 @@
 import pytest
 
-from mmgrec_core.analysis import SweepConfig, sweep
+from mmgrec_core.analysis import SweepConfig, cached_sweep, sweep
 from mmgrec_core.data.loaders import load_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
@@ -11,6 +11,7 @@ def test_sweep_rows_trends_and_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MMGREC_CACHE", str(tmp_path))
     data = load_dataset("demo:items=200,users=150,seed=7")
     seen = []
+    assert cached_sweep(data, TINY) is None
     frame = sweep(data, TINY, progress=lambda f, msg: seen.append(f))
     assert len(frame) == 4 * 2 * 2 and seen[-1] == 1.0
     assert frame["collision_rate"].between(0, 1).all()
@@ -20,4 +21,4 @@ def test_sweep_rows_trends_and_cache(tmp_path, monkeypatch):
         assert by[(tok, 2, 4)] > by[(tok, 3, 16)]
     assert list((tmp_path / "sweeps").glob("*.parquet"))
     again = sweep(data, TINY, progress=lambda f, msg: pytest.fail("should come from the cache"))
-    assert again.equals(frame)
+    assert again.equals(frame) and cached_sweep(data, TINY).equals(frame)
