@@ -7,9 +7,6 @@ a stamp (the mtime of its metrics.json), so a run trained again is reloaded inst
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mmgrec_core.analysis import SweepConfig
-from mmgrec_core.data.loaders import cache_dir
+from mmgrec_core.analysis import SweepConfig, cached_sweep, sweep_cache_path  # noqa: F401  (re-exported)
 from mmgrec_core.files import read_json
 from mmgrec_core.runs import Run, RunError, load_run
 
@@ -227,12 +223,3 @@ def selected_items(points: list[dict], codes_at_level: np.ndarray | None) -> np.
 
 # ---- sweeps --------------------------------------------------------------------------------------------------
 
-def sweep_cache_path(data, config: SweepConfig) -> Path:
-    """Where `analysis.sweep` caches this sweep (same key as the library: dataset name, counts, config)."""
-    key = hashlib.sha256(json.dumps([data.name, data.counts(), dataclasses.asdict(config)]).encode())
-    return cache_dir() / "sweeps" / f"{key.hexdigest()[:16]}.parquet"
-
-
-def cached_sweep(data, config: SweepConfig) -> pd.DataFrame | None:
-    path = sweep_cache_path(data, config)
-    return pd.read_parquet(path) if path.exists() else None
