@@ -21,8 +21,7 @@ from mmgrec_core.runs import Run, RunError, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "assets" / "demo_run"
-REGENERATE = ("python -m mmgrec_core train --dataset demo --out assets/demo_run "
-              "--set 'baselines=[\"popularity\",\"mf\",\"lightgcn\"]'")
+REGENERATE = "python -m mmgrec_core train --dataset demo --out assets/demo_run"
 
 
 # ---- runs on disk --------------------------------------------------------------------------------------------
