@@ -183,7 +183,11 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
             raise RunError(f"{path}: rec_ids.parquet has {table.num_items} items, dataset {data.num_items}")
         device = default_device()
         model = build_generator(config, load_tensors(path / "representations.safetensors"), table)
-        model.load_state_dict(load_tensors(path / "generator.safetensors"))
+        try:
+            model.load_state_dict(load_tensors(path / "generator.safetensors"))
+        except RuntimeError:
+            raise RunError(f"{path}: generator.safetensors does not match this version's generator (trained with "
+                           f"an older mmgrec?); train the run again") from None
         model.to(device).eval()
         tokenizer = None
         if (path / "tokenizer.safetensors").exists():

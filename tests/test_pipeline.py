@@ -110,3 +110,16 @@ def test_cli_train_with_config_file_and_settings(tmp_path, capsys):
     assert saved["tokenizer"]["collision"] == "random" and saved["dataset"] == TINY["dataset"]
     assert "mmgrec" in capsys.readouterr().out
     assert main(["train", "--resume", str(out), "--set", "pe=relation"]) == 2       # a resume changes nothing
+
+
+def test_weights_from_another_architecture_are_a_clear_error(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(run_dir, copy)
+    weights = load_tensors(copy / "generator.safetensors")
+    weights.pop("user_proj.weight")
+    from mmgrec_core.runs import save_tensors
+    save_tensors(copy / "generator.safetensors", weights)
+    with pytest.raises(RunError, match="does not match this version"):
+        load_run(copy)
