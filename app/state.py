@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mmgrec_core.analysis import SweepConfig, cached_sweep, sweep_cache_path  # noqa: F401  (re-exported)
 from mmgrec_core.files import read_json
 from mmgrec_core.runs import Run, RunError, load_run
 

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, state
-from mmgrec_core.analysis import CODEBOOKS, LEVELS, SWEEP_TOKENIZERS, SweepConfig, sweep
+from mmgrec_core.analysis import CODEBOOKS, LEVELS, SWEEP_TOKENIZERS, SweepConfig, cached_sweep, sweep
 
 run = state.current_run()
 table, stats = run.table, run.tokenizer_stats
@@ -55,7 +55,7 @@ if not (tokenizers and codebooks and levels):
 config = SweepConfig(tokenizers=tuple(tokenizers), codebooks=tuple(sorted(codebooks)), levels=tuple(sorted(levels)),
                      steps=int(steps), polish_steps=int(polish), graph_epochs=int(graph_epochs),
                      seed=int(run.config.get("seed", 0)))
-result = state.cached_sweep(run.data, config)
+result = cached_sweep(run.data, config)
 shipped = run.path / "sweep.parquet"                  # written by `python app/precompute.py RUN --sweep`
 if result is None and config == SweepConfig(seed=config.seed) and shipped.exists():
     result = pd.read_parquet(shipped)
