@@ -3,8 +3,8 @@
     python app/precompute.py assets/demo_run [--sweep]
 
 Writes `projections.parquet` (the Codewords page's UMAP maps, seconds) into the run directory, and with `--sweep`
-also `sweep.parquet`: the default collision sweep of `mmgrec_core.analysis` on the run's dataset (many minutes on
-a CPU), which the Collisions page shows without asking to compute it.
+also `sweep.parquet`: the default collision sweep of `mmgrec_core.analysis` on the run's dataset (about two minutes
+on two CPU cores for the demo world), which the Collisions page shows without asking to compute it.
 """
 
 from __future__ import annotations
