@@ -59,9 +59,10 @@ def shots(shown_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(shown_run, runs_folder):
+def server(shown_run, runs_folder, tmp_path_factory):
     port = free_port()
-    env = {**os.environ, "MMGREC_RUN": str(shown_run), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MMGREC_RUN": str(shown_run), "OMP_NUM_THREADS": "1",
+           "MMGREC_CACHE": str(tmp_path_factory.mktemp("cache"))}     # what a fresh machine sees, not our caches
     if shown_run == runs_folder / "tiny":
         env["MMGREC_RUNS_DIR"] = str(runs_folder)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
