@@ -3,10 +3,11 @@
     python benchmarks/ablations.py --base runs/demo --out benchmarks/results/ablations_demo.csv
 
 `--base` is a `train` run whose tokenizer has finished (its generator may still be training). Generator
-variants (pe, item_emb) reuse its tokenizer outputs, so they differ only in the generator; tokenizer variants
-(collision=random, rqvae, hkmeans, late_fusion) are trained from scratch. Baselines are not retrained (the base
-run has them). Each variant is a run directory under `--runs` (default: next to the base), so an interrupted
-sweep continues where it stopped.
+variants (pe, item_emb) reuse its tokenizer outputs, so they differ only in the generator. Tokenizer variants
+(collision=random, rqvae, hkmeans, late_fusion, 2 levels with either collision token) are trained from scratch.
+Baselines are not retrained (the base run has them). Each variant is a run directory under `--runs` (default:
+next to the base), so an interrupted sweep continues where it stopped. The CSV gives test metrics, seconds,
+the epoch whose weights were kept and the number of epochs trained.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ GENERATOR_VARIANTS = {"pe=sinusoidal": ["pe=sinusoidal"], "pe=none": ["pe=none"]
                       "item_emb=learned": ["item_emb=learned"]}
 TOKENIZER_VARIANTS = {"collision=random": ["collision=random"], "tokenizer=rqvae": ["tokenizer.name=rqvae"],
                       "tokenizer=hkmeans": ["tokenizer.name=hkmeans"],
-                      "tokenizer=late_fusion": ["tokenizer.name=late_fusion"]}
+                      "tokenizer=late_fusion": ["tokenizer.name=late_fusion"],
+                      # at 3 x 128 hardly any item collides; at 2 x 128 about one in six does, so the token matters
+                      "levels=2": ["levels=2"], "levels=2+collision=random": ["levels=2", "collision=random"],
+                      # separates rqvae's codes from its item embeddings (standardised raw features)
+                      "tokenizer=rqvae+item_emb=learned": ["tokenizer.name=rqvae", "item_emb=learned"]}
 TOKENIZER_FILES = ("rec_ids.parquet", "representations.safetensors", "tokenizer_stats.json", "tokenizer.safetensors")
 
 
@@ -61,20 +66,25 @@ def main() -> None:
     rows = []
     for name, (sets, reuse) in variants.items():
         start = time.perf_counter()
-        metrics = run_variant(args.base, runs / f"{args.base.name}_{name.replace('=', '-')}", sets, reuse)
-        mm = metrics["models"]["mmgrec"]
-        rows.append({"variant": name, **mm["test"], "train_seconds": mm["train_seconds"]})
-        print(f"{name}: test ndcg@10 {mm['test']['ndcg@10']:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
-        frame = pd.DataFrame(rows)
+        out = runs / f"{args.base.name}_{name.replace('=', '-')}"
+        rows.append({"variant": name, **summary(out, run_variant(args.base, out, sets, reuse))})
+        print(f"{name}: test ndcg@10 {rows[-1]['ndcg@10']:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False)
-    base = read_json(args.base / "metrics.json")["models"]                  # the base run may finish last
-    if "mmgrec" in base:
-        rows.insert(0, {"variant": "default (relation, graph, popularity, graph_rqvae)", **base["mmgrec"]["test"],
-                        "train_seconds": base["mmgrec"]["train_seconds"]})
+        pd.DataFrame(rows).to_csv(args.out, index=False)
+    base = read_json(args.base / "metrics.json")                            # the base run may finish last
+    if "mmgrec" in base["models"]:
+        rows.insert(0, {"variant": "default (relation, graph, popularity, graph_rqvae)", **summary(args.base, base)})
         pd.DataFrame(rows).to_csv(args.out, index=False)
     print(pd.DataFrame(rows).round(4).to_string(index=False))
 
+
+def summary(run: Path, metrics: dict) -> dict:
+    """Test metrics, training seconds and the epoch whose weights were kept (best validation Recall@10)."""
+    mm = metrics["models"]["mmgrec"]
+    history = pd.read_csv(run / "history.csv")
+    generator = history[history["stage"] == "generator"]
+    best = int(generator.loc[generator["valid_recall@10"].idxmax(), "epoch"])
+    return {**mm["test"], "train_seconds": mm["train_seconds"], "best_epoch": best, "epochs": len(generator)}
 
 if __name__ == "__main__":
     main()
