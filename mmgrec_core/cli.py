@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--dataset", help="dataset spec (default: the config's, else demo)")
     r.add_argument("--out", type=Path, help="run directory to create")
     r.add_argument("--config", type=Path, help="JSON file with (part of) the run configuration")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one option, e.g. pe=none, collision=random, tokenizer.name=rqvae, epochs=5")
+    r.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override options, e.g. --set pe=none collision=random tokenizer.name=rqvae epochs=5")
     r.add_argument("--seed", type=int)
     r.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in DIR")
     c = sub.add_parser("recommend", help="top-K items for one user from a finished run")

@@ -103,8 +103,8 @@ def test_cli_train_with_config_file_and_settings(tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**TINY, "baselines": []}))
     out = tmp_path / "run"
-    assert main(["train", "--config", str(config), "--out", str(out), "--set", "pe=none",
-                 "--set", "generator.epochs=1", "--set", "collision=random"]) == 0
+    assert main(["train", "--config", str(config), "--out", str(out), "--set", "pe=none", "generator.epochs=1",
+                 "--set", "collision=random"]) == 0                              # one flag, several values, or many
     saved = read_json(out / "config.json")
     assert saved["generator"]["pe"] == "none" and saved["generator"]["epochs"] == 1
     assert saved["tokenizer"]["collision"] == "random" and saved["dataset"] == TINY["dataset"]

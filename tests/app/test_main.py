@@ -162,7 +162,7 @@ def test_train_page_trains_a_run_into_the_runs_folder(app_env, runs_folder):
 
 
 def test_no_runs_gives_a_message(monkeypatch, tmp_path):
-    from app import state                                    # the module the app script imports, same process
+    from app import state  # the module the app script imports, same process
     monkeypatch.setattr(state, "SHIPPED", tmp_path / "no_shipped_run")
     monkeypatch.delenv("MMGREC_RUN", raising=False)
     monkeypatch.setenv("MMGREC_RUNS_DIR", str(tmp_path))
