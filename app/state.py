@@ -103,9 +103,6 @@ def current_run() -> Run:
         return open_run(entry.path)
     except RunError as e:
         st.error(f"This run cannot be opened: {e}")
-        if "state_dict" in str(e):
-            st.caption("Its weights do not match this version of the generator: it was probably trained by an "
-                       "older mmgrec. Train it again (same command) to open it here.")
         st.caption("Pick another run in the sidebar, or continue an unfinished one with "
                    f"`python -m mmgrec_core train --resume {entry.key}`.")
         st.stop()

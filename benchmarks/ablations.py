@@ -86,5 +86,6 @@ def summary(run: Path, metrics: dict) -> dict:
     best = int(generator.loc[generator["valid_recall@10"].idxmax(), "epoch"])
     return {**mm["test"], "train_seconds": mm["train_seconds"], "best_epoch": best, "epochs": len(generator)}
 
+
 if __name__ == "__main__":
     main()

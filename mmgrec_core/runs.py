@@ -21,6 +21,8 @@ import copy
 import dataclasses
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,16 +185,14 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
             raise RunError(f"{path}: rec_ids.parquet has {table.num_items} items, dataset {data.num_items}")
         device = default_device()
         model = build_generator(config, load_tensors(path / "representations.safetensors"), table)
-        try:
+        with _weights_fit(path, "generator.safetensors"):
             model.load_state_dict(load_tensors(path / "generator.safetensors"))
-        except RuntimeError:
-            raise RunError(f"{path}: generator.safetensors does not match this version's generator (trained with "
-                           f"an older mmgrec?); train the run again") from None
         model.to(device).eval()
         tokenizer = None
         if (path / "tokenizer.safetensors").exists():
-            tokenizer = tokenizer_from_config(config).restore(data, load_tensors(path / "tokenizer.safetensors",
-                                                                                   device))
+            state = load_tensors(path / "tokenizer.safetensors", device)
+            with _weights_fit(path, "tokenizer.safetensors"):
+                tokenizer = tokenizer_from_config(config).restore(data, state)
         history = pd.read_csv(path / "history.csv") if (path / "history.csv").exists() else pd.DataFrame()
         stats = read_json(path / "tokenizer_stats.json") if (path / "tokenizer_stats.json").exists() else {}
         recs = path / "baseline_recs.safetensors"
@@ -206,6 +206,16 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise RunError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
+
+
+@contextmanager
+def _weights_fit(path: Path, name: str) -> Iterator[None]:
+    """Weights that no longer fit the code (a run from an older mmgrec) get one message that says what to do."""
+    try:
+        yield
+    except RuntimeError:
+        raise RunError(f"{path}: {name} does not match this version's model (trained with an older mmgrec?); "
+                       f"train the run again") from None
 
 
 def build_generator(config: dict, representations: dict[str, torch.Tensor], table: RecIDTable) -> RecIDGenerator:
