@@ -11,6 +11,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from mmgrec_core.recid import RecIDTable
+
 METRIC_ORDER = ["recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20"]
 
 
@@ -68,66 +70,38 @@ def training_curves(history: pd.DataFrame) -> go.Figure:
 
 # ---- Rec-ID tree ---------------------------------------------------------------------------------------------
 
-def tree_nodes(items: pd.DataFrame, levels: int, size: str = "items", color: str | None = None) -> pd.DataFrame:
-    """Nodes of the Rec-ID tree: id ("c1/c2/.../p"), parent, label, depth, value, and with `color` the node's
-    majority value of that column and its share (purity).
+def recid_tree(table: RecIDTable, *, kind: str = "sunburst", size: str = "items",
+               color: pd.Series | None = None, maxdepth: int = 3) -> go.Figure:
+    """c1 -> c2 -> ... -> cM -> items (`RecIDTable.tree_frame`) as a sunburst, icicle or treemap.
 
-    `items` has columns c1..cM, p, name, popularity; size "items" counts items, "popularity" sums them.
+    `size` is "items" (count) or "popularity" (training interactions). With a categorical `color` (one value per
+    item, named), each node takes the colour of its most common value (the template's colourway, so the theme
+    decides the actual colours) and its hover says how pure the node is; a legend names the values.
     """
-    frame = items.copy()
-    frame["_value"] = 1.0 if size == "items" else frame["popularity"].clip(lower=0).astype(float)
-    frame["_color"] = frame[color].astype(str) if color else ""
-    keys = [f"c{m}" for m in range(1, levels + 1)] + ["p"]
-    path = pd.Series("", index=frame.index)
-    nodes = []
-    for d, key in enumerate(keys, start=1):
-        parent = path
-        path = frame[key].astype(str) if d == 1 else path + "/" + frame[key].astype(str)
-        frame["_id"], frame["_parent"] = path, parent
-        g = frame.groupby("_id", sort=True)
-        top = frame.groupby(["_id", "_color"]).size().rename("n").reset_index()
-        top = top.sort_values(["_id", "n"], ascending=[True, False]).drop_duplicates("_id").set_index("_id")
-        leaf = key == "p"
-        nodes.append(pd.DataFrame({
-            "id": g.size().index, "parent": g["_parent"].first().to_numpy(),
-            "label": (g["name"].first().to_numpy() if leaf
-                      else [f"{key}={i.rsplit('/', 1)[-1]}" for i in g.size().index]),
-            "depth": d, "value": g["_value"].sum().to_numpy(), "items": g.size().to_numpy(),
-            "majority": top.loc[g.size().index, "_color"].to_numpy(),
-            "purity": (top.loc[g.size().index, "n"] / g.size()).to_numpy()}))
-    return pd.concat(nodes, ignore_index=True)
-
-
-def recid_tree(items: pd.DataFrame, levels: int, *, kind: str = "sunburst", size: str = "items",
-               color: str | None = None, maxdepth: int = 3) -> go.Figure:
-    """c1 -> c2 -> ... -> cM -> items as a sunburst, icicle or treemap.
-
-    With a categorical `color`, each node takes the colour of its most common value (the template's colourway,
-    so the theme decides the actual colours) and its hover says how pure the node is; a legend names the values.
-    """
-    if items.empty:
+    if table.num_items == 0:
         return _empty("Rec-ID tree", "no items")
-    color = color if color is not None and color in items.columns else None
-    nodes = tree_nodes(items, levels, size, color)
+    nodes = table.tree_frame(None if color is None else color.to_numpy())
+    values = nodes["items"] if size == "items" else nodes["popularity"].clip(lower=0)
     trace = {"sunburst": go.Sunburst, "icicle": go.Icicle, "treemap": go.Treemap}[kind]
     unit = "items" if size == "items" else "interactions"
     hover = "%{id}<br>%{label}<br>%{value:.0f} " + unit
-    marker: dict = {"line": {"width": 0 if len(items) > 300 else 1}}    # borders would hide thin wedges
+    marker: dict = {"line": {"width": 0 if table.num_items > 300 else 1}}    # borders would hide thin wedges
     fig = go.Figure()
-    if color:
-        values = sorted(nodes["majority"].unique())
-        palette = _colorway(len(values))
-        colour_of = {v: palette[i % len(palette)] for i, v in enumerate(values)}
+    custom = None
+    if color is not None:
+        names = sorted(nodes["majority"].unique())
+        palette = _colorway(len(names))
+        colour_of = {v: palette[i % len(palette)] for i, v in enumerate(names)}
         marker["colors"] = nodes["majority"].map(colour_of).tolist()
-        hover += f"<br>{color}: %{{customdata[0]}} (%{{customdata[1]:.0%}} of its items)"
-        for v in values:                                   # legend entries: the tree traces have no legend
+        hover += f"<br>{color.name}: %{{customdata[0]}} (%{{customdata[1]:.0%}} of its items)"
+        custom = nodes[["majority", "purity"]].to_numpy()
+        for v in names:                                    # legend entries: the tree traces have no legend
             fig.add_scatter(x=[None], y=[None], mode="markers", name=v, marker=dict(color=colour_of[v], size=10))
-    fig.add_trace(trace(ids=nodes["id"], parents=nodes["parent"], labels=nodes["label"], values=nodes["value"],
-                        branchvalues="total", maxdepth=maxdepth, marker=marker,
-                        customdata=nodes[["majority", "purity"]].to_numpy(),
+    fig.add_trace(trace(ids=nodes["id"], parents=nodes["parent"], labels=nodes["label"], values=values,
+                        branchvalues="total", maxdepth=maxdepth, marker=marker, customdata=custom,
                         hovertemplate=hover + "<extra></extra>"))
     fig.update_layout(margin=dict(t=30, l=0, r=0, b=0), title=f"Rec-ID tree, sized by {unit}", height=640,
-                      xaxis_visible=False, yaxis_visible=False, legend_title=color or None,
+                      xaxis_visible=False, yaxis_visible=False, legend_title=None if color is None else color.name,
                       plot_bgcolor="rgba(0,0,0,0)")
     return fig
 

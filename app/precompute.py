@@ -19,10 +19,10 @@ if str(ROOT) not in sys.path:
 
 from mmgrec_core.analysis import SweepConfig, sweep  # noqa: E402
 from mmgrec_core.files import atomic_write_bytes  # noqa: E402
-from mmgrec_core.projections import FILE, cached_projections  # noqa: E402
+from mmgrec_core.projections import cached_projections  # noqa: E402
+from mmgrec_core.rundir import PROJECTIONS, REPRESENTATIONS, SWEEP  # noqa: E402
 from mmgrec_core.runs import RunError, load_run, load_tensors  # noqa: E402
-
-SWEEP = "sweep.parquet"
+from mmgrec_core.tokenizers import Explainable  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -38,12 +38,12 @@ def main(argv: list[str]) -> int:
         print(e, file=sys.stderr)
         return 2
     items = None
-    if run.tokenizer is None or not hasattr(run.tokenizer, "trace"):
-        items = load_tensors(run.path / "representations.safetensors")["items"].numpy()
-    frame = cached_projections(run.path, run.tokenizer, items, seed=int(run.config.get("seed", 0)))
-    print(f"{run.path / FILE}: {len(frame)} points in {frame['view'].nunique()} views")
+    if not isinstance(run.tokenizer, Explainable):
+        items = load_tensors(run.path / REPRESENTATIONS)["items"].numpy()
+    frame = cached_projections(run.path, run.tokenizer, items, seed=run.config.seed)
+    print(f"{run.path / PROJECTIONS}: {len(frame)} points in {frame['view'].nunique()} views")
     if with_sweep:
-        config = SweepConfig(seed=int(run.config.get("seed", 0)))
+        config = SweepConfig(seed=run.config.seed)
         result = sweep(run.data, config, progress=lambda frac, text: print(f"{frac:4.0%} {text}", flush=True))
         atomic_write_bytes(run.path / SWEEP, result.to_parquet())
         print(f"{run.path / SWEEP}: {len(result)} points")

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mmgrec_core.files import read_json
+from mmgrec_core.rundir import CONFIG, METRICS, REPRESENTATIONS, RunDir
 from mmgrec_core.runs import Run, RunError, load_run
+from mmgrec_core.tokenizers import Explainable
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "assets" / "demo_run"
@@ -45,13 +46,6 @@ def run_key(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _finished(path: Path) -> bool:
-    try:
-        return "mmgrec" in read_json(path / "metrics.json").get("models", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def list_runs(folder: Path) -> list[RunEntry]:
     """$MMGREC_RUN (if set), the shipped run (if present), then every run directory directly under `folder`."""
     candidates = []
@@ -60,15 +54,14 @@ def list_runs(folder: Path) -> list[RunEntry]:
     if SHIPPED.is_dir():
         candidates.append(SHIPPED)
     if folder.is_dir():
-        candidates += sorted(p for p in folder.iterdir()
-                             if p.is_dir() and ((p / "config.json").exists() or (p / "metrics.json").exists()))
+        candidates += sorted(p for p in folder.iterdir() if p.is_dir() and RunDir(p).has(CONFIG))
     entries, seen = [], set()
     for path in candidates:
         key = run_key(path)
         if key in seen:
             continue
         seen.add(key)
-        finished = _finished(path)
+        finished = RunDir(path).finished
         label = "shipped demo run" if path.resolve() == SHIPPED.resolve() else key
         entries.append(RunEntry(label + ("" if finished else " (unfinished)"), key, path.resolve(), finished))
     return entries
@@ -77,7 +70,7 @@ def list_runs(folder: Path) -> list[RunEntry]:
 def stamp(path: Path) -> float:
     """Changes whenever the run is (re)trained: the cache key beside the path."""
     try:
-        return (path / "metrics.json").stat().st_mtime
+        return (path / METRICS).stat().st_mtime
     except OSError:
         return 0.0
 
@@ -190,13 +183,11 @@ def explanation(path: str, stamp: float, item: int):
 @st.cache_data(show_spinner="Projecting codewords and items with UMAP (once per run)...", max_entries=4)
 def projections(path: str, stamp: float) -> pd.DataFrame:
     from mmgrec_core.projections import cached_projections
-    from mmgrec_core.runs import load_tensors
-
     run = _load(path, stamp)
     items = None
-    if run.tokenizer is None or not hasattr(run.tokenizer, "trace"):
-        items = load_tensors(Path(path) / "representations.safetensors")["items"].numpy()
-    return cached_projections(path, run.tokenizer, items, seed=int(run.config.get("seed", 0)))
+    if not isinstance(run.tokenizer, Explainable):
+        items = RunDir(path).tensors(REPRESENTATIONS)["items"].numpy()
+    return cached_projections(path, run.tokenizer, items, seed=run.config.seed)
 
 
 def selected_items(points: list[dict], codes_at_level: np.ndarray | None) -> np.ndarray:

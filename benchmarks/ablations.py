@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmgrec_core.files import read_json, write_json
+from mmgrec_core.config import resolve
 from mmgrec_core.pipeline import train_run
-from mmgrec_core.runs import resolve_config
+from mmgrec_core.rundir import CONFIG, TOKENIZER, TOKENIZER_OUTPUTS, RunDir
 
 GENERATOR_VARIANTS = {"pe=sinusoidal": ["pe=sinusoidal"], "pe=none": ["pe=none"],
                       "item_emb=learned": ["item_emb=learned"]}
@@ -33,19 +33,19 @@ TOKENIZER_VARIANTS = {"collision=random": ["collision=random"], "tokenizer=rqvae
                       "levels=2": ["levels=2"], "levels=2+collision=random": ["levels=2", "collision=random"],
                       # separates rqvae's codes from its item embeddings (standardised raw features)
                       "tokenizer=rqvae+item_emb=learned": ["tokenizer.name=rqvae", "item_emb=learned"]}
-TOKENIZER_FILES = ("rec_ids.parquet", "representations.safetensors", "tokenizer_stats.json", "tokenizer.safetensors")
 
 
 def run_variant(base: Path, out: Path, sets: list[str], reuse_tokenizer: bool) -> dict:
     """Train (or finish) one variant of the base configuration; return its metrics."""
-    if (out / "metrics.json").exists() and "mmgrec" in read_json(out / "metrics.json")["models"]:
-        return read_json(out / "metrics.json")
-    if not (out / "config.json").exists():
-        config = resolve_config(read_json(base / "config.json"), sets + ["baselines=[]"])
-        write_json(out / "config.json", config)
+    run = RunDir(out)
+    if run.finished:
+        return run.metrics()
+    if not run.has(CONFIG):
+        config = resolve(RunDir(base).config().to_dict(), sets + ["baselines=[]"])
+        run.write_config(config)
         if reuse_tokenizer:
-            for name in TOKENIZER_FILES:
-                if (base / name).exists():
+            for name in (*TOKENIZER_OUTPUTS, TOKENIZER):
+                if RunDir(base).has(name):
                     shutil.copy(base / name, out / name)
     return train_run(out, resume=True)
 
@@ -71,7 +71,7 @@ def main() -> None:
         print(f"{name}: test ndcg@10 {rows[-1]['ndcg@10']:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(args.out, index=False)
-    base = read_json(args.base / "metrics.json")                            # the base run may finish last
+    base = RunDir(args.base).metrics()                                      # the base run may finish last
     if "mmgrec" in base["models"]:
         rows.insert(0, {"variant": "default (relation, graph, popularity, graph_rqvae)", **summary(args.base, base)})
         pd.DataFrame(rows).to_csv(args.out, index=False)
@@ -81,7 +81,7 @@ def main() -> None:
 def summary(run: Path, metrics: dict) -> dict:
     """Test metrics, training seconds and the epoch whose weights were kept (best validation Recall@10)."""
     mm = metrics["models"]["mmgrec"]
-    history = pd.read_csv(run / "history.csv")
+    history = RunDir(run).history()
     generator = history[history["stage"] == "generator"]
     best = int(generator.loc[generator["valid_recall@10"].idxmax(), "epoch"])
     return {**mm["test"], "train_seconds": mm["train_seconds"], "best_epoch": best, "epochs": len(generator)}

@@ -25,10 +25,10 @@ from .data.loaders import cache_dir
 from .files import atomic_write_bytes
 from .quantize import code_perplexity, code_usage
 from .recid import RecIDTable
-from .runtime import default_device, seed_everything
+from .runtime import default_device
 from .tokenizers.graph_rqvae import GraphRQVAEConfig, GraphRQVAETokenizer
 from .tokenizers.hkmeans import hierarchical_kmeans
-from .tokenizers.rqvae import RQVAE, RQVAEConfig, standardised_features
+from .tokenizers.rqvae import RQVAEConfig, standardised_features, train_rqvae
 
 SWEEP_TOKENIZERS = ("graph_rqvae", "rqvae", "hkmeans", "late_fusion")
 CODEBOOKS = (16, 32, 64, 128, 256, 512)
@@ -48,17 +48,8 @@ class SweepConfig:
 
 def _quantize(x: torch.Tensor, levels: int, codebook: int, cfg: SweepConfig) -> np.ndarray:
     """Fit an RQ-VAE on the fixed rows of x and return its codes [N, levels]."""
-    seed_everything(cfg.seed)
-    base = RQVAEConfig()
-    rq = RQVAE(input_dim=x.shape[1], hidden_dim=base.hidden_dim, latent_dim=base.latent_dim, levels=levels,
-               codebook_size=codebook).to(x.device)
-    opt = torch.optim.Adam(rq.parameters(), lr=base.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rq.train()
-    for _ in range(cfg.steps):
-        rq.train_step(x, opt, base.batch_size, gen)
-    rq.settle(x, opt, cfg.polish_steps, base.batch_size, gen)
-    return rq.encode(x).cpu().numpy()
+    config = RQVAEConfig(levels=levels, codebook_size=codebook, steps=cfg.steps, polish_steps=cfg.polish_steps)
+    return train_rqvae(x, config, cfg.seed).encode(x).cpu().numpy()
 
 
 def _row(tokenizer: str, levels: int, codebook: int, codes: np.ndarray, popularity: np.ndarray,
@@ -121,8 +112,8 @@ def sweep(data: InteractionData, config: SweepConfig = SweepConfig(),
 def _representations(data: InteractionData, cfg: SweepConfig, device: torch.device) -> dict:
     out: dict = {}
     if {"graph_rqvae", "hkmeans"} & set(cfg.tokenizers):
-        graph = GraphRQVAETokenizer(GraphRQVAEConfig(epochs=cfg.graph_epochs, seed=cfg.seed))
-        graph.fit(data)
+        graph = GraphRQVAETokenizer(GraphRQVAEConfig(epochs=cfg.graph_epochs), seed=cfg.seed)
+        graph.fit_codes(data)
         out["graph"] = graph.h_items
     out["raw"] = torch.from_numpy(standardised_features(data)).to(device)
     out["modalities"] = [torch.from_numpy(standardised_features(data, [m])).to(device) for m in data.features]

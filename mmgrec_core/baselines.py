@@ -23,7 +23,7 @@ from .data.sampling import UserItems, bpr_triples, top_k_unseen
 from .evaluate import evaluate
 from .graph import bipartite_edge_index
 from .runtime import default_device, seed_everything
-from .training import EarlyStopping, Progress
+from .training import EarlyStopping, Progress, bpr_loss
 
 MODELS = ("popularity", "mf", "lightgcn", "ease")
 
@@ -156,12 +156,8 @@ class _BPRModel(nn.Module):
         for s in range(0, len(users), self.config.batch_size):
             u, i, j = (t[s:s + self.config.batch_size] for t in (users, pos, neg))
             i, j = i + self.num_users, j + self.num_users
-            h = self.propagate()
-            pos_score = (h[u] * h[i]).sum(-1)
-            neg_score = (h[u] * h[j]).sum(-1)
-            ego = self.embedding.weight
-            reg = (ego[u].pow(2).sum() + ego[i].pow(2).sum() + ego[j].pow(2).sum()) / (2 * len(u))
-            loss = nn.functional.softplus(neg_score - pos_score).mean() + self.config.reg * reg
+            h, ego = self.propagate(), self.embedding.weight
+            loss = bpr_loss(h[u], h[i], h[j], (ego[u], ego[i], ego[j]), self.config.reg)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -5,21 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .baselines import MODELS, run_baseline
+from .baselines import MODELS
+from .config import RunError, resolve
 from .data.dataset import DatasetError
 from .data.loaders import load_dataset
-from .evaluate import KS
-from .files import read_json, write_json
+from .files import read_json
 from .recid import COLLISIONS
-from .runs import RunError, load_run, resolve_config
-from .tokenizers import TOKENIZERS, make_tokenizer, table_stats
+from .rundir import METRICS, REC_IDS, TOKENIZER_STATS, RunDir
+from .runs import load_run
+from .tokenizers import TOKENIZERS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, help="run directory to create")
     r.add_argument("--config", type=Path, help="JSON file with (part of) the run configuration")
     r.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override options, e.g. --set pe=none collision=random tokenizer.name=rqvae epochs=5")
+                   help="override options, e.g. --set pe=none collision=random tokenizer.name=rqvae training.epochs=5")
     r.add_argument("--seed", type=int)
     r.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in DIR")
     c = sub.add_parser("recommend", help="top-K items for one user from a finished run")
@@ -71,51 +71,37 @@ def _load(spec: str):
 
 
 def baselines(args: argparse.Namespace) -> int:
+    from .pipeline import run_baselines
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(models) - set(MODELS))
-    if unknown:
-        print(f"error: unknown model(s) {unknown}; choose from {', '.join(MODELS)}", file=sys.stderr)
-        return 2
-    data = _load(args.dataset)
+    config = resolve({"dataset": args.dataset, "seed": args.seed, "baselines": models}, source="baselines")
+    data = _load(config.dataset)
     print(data)
-    path = args.out / "metrics.json"
-    report = {"dataset": args.dataset, "counts": data.counts(), "k": list(KS), "models": {}}
-    if path.exists():                      # keep models from earlier calls on the same data
-        old = read_json(path)
-        if old.get("dataset") == args.dataset and old.get("counts") == report["counts"]:
-            report["models"] = old.get("models", {})
-    for name in models:
-        with tqdm(desc=name, unit="eval", leave=False) as bar:
-            def progress(epoch: int, info: dict[str, float]) -> None:
-                bar.set_postfix({k: round(v, 4) for k, v in info.items()}, refresh=False)
-                bar.update()
-            try:
-                overrides = {} if name in ("popularity", "ease") else {"seed": args.seed}
-                report["models"][name] = run_baseline(name, data, progress=progress, **overrides)
-            except ValueError as e:        # e.g. EASE on a catalog too large for a dense item-item matrix
-                print(f"skipped {name}: {e}", file=sys.stderr)
-                continue
-        write_json(path, report)
-    print(format_table(report))
-    print(f"wrote {path}")
+    bars: dict[str, tqdm] = {}
+    metrics = run_baselines(RunDir(args.out), config, data, report=_bars(bars, unit="eval"))
+    _close(bars)
+    for name, why in metrics.get("skipped", {}).items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    print(format_table(metrics))
+    print(f"wrote {args.out / METRICS}")
     return 0
 
 
 def tokenize(args: argparse.Namespace) -> int:
-    data = _load(args.dataset)
+    from .pipeline import tokenize as fit
+
+    config = resolve({"dataset": args.dataset, "seed": args.seed,
+                      "tokenizer": {"name": args.tokenizer, "levels": args.levels, "codebook_size": args.codebook,
+                                    "collision": args.collision}}, source="tokenize")
+    data = _load(config.dataset)
     print(data)
-    tok = make_tokenizer(args.tokenizer, levels=args.levels, codebook_size=args.codebook,
-                         collision=args.collision, seed=args.seed)
-    start = time.perf_counter()
-    with tqdm(desc=args.tokenizer, unit="epoch", leave=False) as bar:
-        table = tok.fit(data, progress=lambda step, info: (bar.set_postfix(info, refresh=False), bar.update()))
-    stats = {"tokenizer": args.tokenizer, "dataset": args.dataset, "levels": args.levels,
-             "codebook": args.codebook, "collision": args.collision, **table_stats(table),
-             "seconds": round(time.perf_counter() - start, 2)}
-    table.to_parquet(args.out / "rec_ids.parquet")
-    write_json(args.out / "tokenizer_stats.json", stats)
-    print(json.dumps(stats))
-    print(f"wrote {args.out / 'rec_ids.parquet'} and {args.out / 'tokenizer_stats.json'}")
+    bars: dict[str, tqdm] = {}
+    run = RunDir(args.out)
+    fit(run, config, data, _bars(bars, unit="epoch")("tokenizer"))
+    _close(bars)
+    stats = run.json(TOKENIZER_STATS)
+    print(json.dumps({k: v for k, v in stats.items() if k != "history"}))
+    print(f"wrote {run / REC_IDS} and {run / TOKENIZER_STATS}")
     return 0
 
 
@@ -123,37 +109,60 @@ def train(args: argparse.Namespace) -> int:
     from .pipeline import train_run
 
     if args.resume is None and args.out is None:
-        print("error: train needs --out DIR (or --resume DIR)", file=sys.stderr)
-        return 2
-    config = read_json(args.config) if args.config else {}
-    if not isinstance(config, dict):
-        raise RunError(f"{args.config}: expected a JSON object")
-    if args.dataset:
-        config["dataset"] = args.dataset
-    if args.seed is not None:
-        config["seed"] = args.seed
+        raise RunError("train needs --out DIR (or --resume DIR)")
     bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, step: int, info: dict[str, float]) -> None:
-        bar = bars.setdefault(stage, tqdm(desc=stage, unit="step", leave=False))
-        bar.set_postfix({k: round(v, 4) for k, v in info.items() if k != "seconds"}, refresh=False)
-        bar.update()
-
     if args.resume:
         if args.config or args.set or args.dataset or args.seed is not None:
             raise RunError("--resume continues the run exactly as configured; drop the other options")
         out = args.resume
-        metrics = train_run(out, resume=True, progress=progress)
+        metrics = train_run(out, resume=True, progress=_progress(bars))
     else:
         out = args.out
-        config = resolve_config(config, args.set)
-        print(f"dataset {config['dataset']}, tokenizer {config['tokenizer']['name']}, pe {config['generator']['pe']}")
-        metrics = train_run(out, config, progress=progress)
-    for bar in bars.values():
-        bar.close()
+        config = _read_config(args.config) if args.config else {}
+        if args.dataset:
+            config["dataset"] = args.dataset
+        if args.seed is not None:
+            config["seed"] = args.seed
+        config = resolve(config, args.set, source=str(args.config or "train"))
+        if out.exists() and not out.is_dir():
+            raise RunError(f"--out {out} is a file; give a directory for the run")
+        print(f"dataset {config.dataset}, tokenizer {config.tokenizer.name}, pe {config.generator.pe}")
+        metrics = train_run(out, config, progress=_progress(bars))
+    _close(bars)
     print(format_table(metrics))
     print(f"wrote run {out}")
     return 0
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = read_json(path)
+    except (OSError, ValueError) as e:
+        raise RunError(f"--config {path}: cannot be read as JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise RunError(f"--config {path}: expected a JSON object")
+    return config
+
+
+def _bars(bars: dict[str, tqdm], unit: str = "step"):
+    """report(stage) -> a progress callback that feeds one tqdm bar per stage."""
+    def report(stage: str):
+        def progress(step: int, info: dict[str, float]) -> None:
+            bar = bars.setdefault(stage, tqdm(desc=stage, unit=unit, leave=False))
+            bar.set_postfix({k: round(v, 4) for k, v in info.items() if k != "seconds"}, refresh=False)
+            bar.update()
+        return progress
+    return report
+
+
+def _progress(bars: dict[str, tqdm]):
+    report = _bars(bars)
+    return lambda stage, step, info: report(stage)(step, info)
+
+
+def _close(bars: dict[str, tqdm]) -> None:
+    for bar in bars.values():
+        bar.close()
 
 
 def recommend(args: argparse.Namespace) -> int:
@@ -161,7 +170,7 @@ def recommend(args: argparse.Namespace) -> int:
 
     run = _quiet(load_run, args.run)
     if not 0 <= args.user < run.data.num_users:
-        raise RunError(f"user {args.user} is not in {run.config['dataset']} (0..{run.data.num_users - 1})")
+        raise RunError(f"user {args.user} is not in {run.config.dataset} (0..{run.data.num_users - 1})")
     if args.k < 1:
         raise RunError(f"--k must be at least 1, got {args.k}")
     result = run.recommender.search(torch.tensor([args.user]), args.k)

@@ -1,6 +1,6 @@
 """Why an item got its Rec-ID: per-level choices and margins, siblings, collision rank, modality attribution.
 
-Works with any tokenizer that offers `trace(item)` and `ablations(item)` (graph_rqvae, rqvae).
+Works with any `Explainable` tokenizer (graph_rqvae, rqvae).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .recid import RecIDTable
+from .tokenizers import Explainable
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,9 @@ class Explanation:
         return int(self.levels["margin"].idxmin()) + 1
 
 
-def explain(tokenizer, table: RecIDTable, item: int) -> Explanation:
+def explain(tokenizer: Explainable, table: RecIDTable, item: int) -> Explanation:
     """Explain `item`'s Rec-ID under a fitted `tokenizer` and its `table`."""
-    if not hasattr(tokenizer, "trace"):
+    if not isinstance(tokenizer, Explainable):
         raise TypeError(f"{tokenizer.name} Rec-IDs have no per-level codebook trace; explanations cover "
                         f"graph_rqvae and rqvae")
     if not 0 <= item < table.num_items:

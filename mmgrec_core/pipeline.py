@@ -1,7 +1,8 @@
-"""One command from a dataset to a run directory: tokenizer -> generator -> evaluation beside the baselines.
+"""One command from a dataset to a run directory, as four stages: tokenize -> generator -> baselines -> evaluate.
 
-Each stage leaves its files in the run directory as soon as it ends, and a resumed run skips what is already
-there: the tokenizer's outputs, the generator's checkpoint (continued where it stopped), each finished baseline.
+Each stage leaves its files in the run directory (`rundir.RunDir`) as soon as it ends, and a resumed run skips
+what is already there: the tokenizer's outputs, the generator's checkpoint (continued where it stopped), each
+finished baseline. The CLI's `tokenize` and `baselines` commands are the same stages run on their own.
 """
 
 from __future__ import annotations
@@ -10,69 +11,79 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
 from .baselines import train_baseline
+from .config import RunConfig, RunError, resolve
 from .data.dataset import InteractionData
 from .data.loaders import load_dataset
 from .data.sampling import UserItems
 from .evaluate import KS, evaluate
-from .files import read_json, write_json
+from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
 from .recid import RecIDTable
-from .runs import (
-    RunError,
-    build_generator,
-    load_tensors,
-    resolve_config,
-    save_tensors,
-    tokenizer_from_config,
-    write_history,
+from .rundir import (
+    BASELINE_RECS,
+    CHECKPOINT,
+    CONFIG,
+    GENERATOR,
+    METRICS,
+    REPRESENTATIONS,
+    TOKENIZER,
+    TOKENIZER_STATS,
+    RunDir,
 )
+from .runs import build_generator, make_run_tokenizer
 from .runtime import default_device, seed_everything
-from .tokenizers import table_stats
-from .tokenizers.rqvae import standardised_features
-from .train import CHECKPOINT, fit_generator
-
-BASELINE_RECS = "baseline_recs.safetensors"    # each baseline's top-20 per user, for the app's comparisons
+from .tokenizers import HasRepresentations, Persistable, Tokenizer, table_stats
+from .tokenizers.rqvae import mean_user_vectors, standardised_features
+from .train import fit_generator
 
 # (stage, step, info): stage is "tokenizer", "generator" or a baseline's name; the CLI feeds tqdm, the app a bar
 RunProgress = Callable[[str, int, dict[str, float]], None]
 
 
-def train_run(out: str | Path, config: dict | None = None, *, resume: bool = False,
+def train_run(out: str | Path, config: RunConfig | dict | None = None, *, resume: bool = False,
               progress: RunProgress | None = None, data: InteractionData | None = None) -> dict:
-    """Train everything `config` (see `runs.resolve_config`) asks for into `out`; return metrics.json's content.
+    """Train everything `config` asks for into `out`; return metrics.json's content.
 
-    With `resume`, the configuration is read from `out/config.json` and finished stages are skipped.
+    `config` is a `RunConfig` or a partial dict (see `config.resolve`). With `resume`, the configuration is read
+    from `out/config.json` and finished stages are skipped. Nothing is written before the configuration and the
+    dataset have been read without error.
     """
-    out = Path(out)
+    run = RunDir(out)
     if resume:
-        if not (out / "config.json").exists():
-            raise RunError(f"{out}: no config.json to resume from")
-        config = resolve_config(read_json(out / "config.json"))
+        if not run.has(CONFIG):
+            raise RunError(f"{run.path}: no config.json to resume from")
+        config = run.config()
     else:
-        config = resolve_config(config)
-        if (out / "config.json").exists():
-            raise RunError(f"{out} already holds a run; choose another --out or continue it with --resume")
-        write_json(out / "config.json", config)
+        config = config if isinstance(config, RunConfig) else resolve(config)
+        if run.has(CONFIG):
+            raise RunError(f"{run.path} already holds a run; choose another --out or continue it with --resume")
+    data = data if data is not None else load_dataset(config.dataset)
+    if not resume:
+        run.write_config(config)
     report = (lambda stage: (lambda step, info: progress(stage, step, info))) if progress else (lambda stage: None)
-    data = data if data is not None else load_dataset(config["dataset"])
-    seed_everything(config["seed"])
-    table, reps = _tokenize(out, config, data, report("tokenizer"))
-    model = build_generator(config, reps, table).to(default_device())
-    generator_rows = _generate(out, model, data, table, report("generator"))
-    return _evaluate(out, config, data, model, table, report, generator_rows)
+    table, reps = run_tokenizer(run, config, data, report("tokenizer"))
+    model, rows = run_generator(run, config, data, table, reps, report("generator"))
+    run_baselines(run, config, data, report)
+    return evaluate_run(run, config, data, model, table, rows)
 
 
-def _tokenize(out: Path, config: dict, data: InteractionData, progress) -> tuple[RecIDTable, dict]:
-    """Fit the tokenizer (or read its finished outputs back) and write its files."""
-    files = [out / n for n in ("rec_ids.parquet", "representations.safetensors", "tokenizer_stats.json")]
-    if all(f.exists() for f in files):
-        return RecIDTable.read_parquet(files[0], popularity=data.popularity), load_tensors(files[1])
-    tokenizer = tokenizer_from_config(config)
+# ---- stages --------------------------------------------------------------------------------------------------
+
+def run_tokenizer(run: RunDir, config: RunConfig, data: InteractionData, progress=None
+                  ) -> tuple[RecIDTable, dict[str, torch.Tensor]]:
+    """The tokenizer's outputs, read back when the run has them, else fitted (`tokenize`)."""
+    if run.tokenized:
+        return run.table(popularity=data.popularity), run.tensors(REPRESENTATIONS)
+    return tokenize(run, config, data, progress)
+
+
+def tokenize(run: RunDir, config: RunConfig, data: InteractionData, progress=None
+             ) -> tuple[RecIDTable, dict[str, torch.Tensor]]:
+    """Fit the tokenizer; write rec_ids.parquet, representations, tokenizer_stats.json (and its weights)."""
+    tokenizer = make_run_tokenizer(config)
     rows: list[dict] = []
 
     def record(step: int, info: dict[str, float]) -> None:
@@ -81,81 +92,94 @@ def _tokenize(out: Path, config: dict, data: InteractionData, progress) -> tuple
             progress(step, info)
 
     start = time.perf_counter()
-    table = tokenizer.fit(data, progress=record)
+    table = tokenizer.fit(data, record, collision=config.tokenizer.collision, seed=config.seed)
     seconds = time.perf_counter() - start
-    users, items = representations(tokenizer, data)
+    users, items = generator_inputs(tokenizer, data)
     reps = {"users": users.float().cpu(), "items": items.float().cpu()}
-    if hasattr(tokenizer, "state"):
-        save_tensors(out / "tokenizer.safetensors", tokenizer.state())
-    save_tensors(out / "representations.safetensors", reps)
-    table.to_parquet(out / "rec_ids.parquet")
-    opts = config["tokenizer"]
-    write_json(out / "tokenizer_stats.json", {
-        "tokenizer": opts["name"], "dataset": config["dataset"], "levels": opts["levels"],
-        "codebook": opts["codebook_size"], "collision": opts["collision"], **table_stats(table),
+    if isinstance(tokenizer, Persistable):
+        run.write_tensors(TOKENIZER, tokenizer.state())
+    run.write_tensors(REPRESENTATIONS, reps)
+    run.write_table(table)
+    tok = config.tokenizer
+    run.write_json(TOKENIZER_STATS, {
+        "tokenizer": tok.name, "dataset": config.dataset, "levels": table.levels,
+        "codebook": table.codebook_size, "collision": tok.collision, **table_stats(table),
         "seconds": round(seconds, 2), "history": rows})
     return table, reps
 
 
-def representations(tokenizer, data: InteractionData) -> tuple[torch.Tensor, torch.Tensor]:
-    """(users [U, F], items [I, F]) for the generator: the Graph RQ-VAE's h when the tokenizer has one, else the
-    standardised features, with each user the mean of their training items."""
-    graph = getattr(tokenizer, "graph", tokenizer)                     # hkmeans wraps a Graph RQ-VAE
-    if hasattr(graph, "representations"):
-        return graph.representations()
+def generator_inputs(tokenizer: Tokenizer, data: InteractionData) -> tuple[torch.Tensor, torch.Tensor]:
+    """(users [U, F], items [I, F]) for the generator: the tokenizer's own representations when it has them,
+    else the standardised features, with each user the mean of their training items."""
+    if isinstance(tokenizer, HasRepresentations):
+        return tokenizer.representations()
     items = torch.from_numpy(standardised_features(data))
-    m = data.matrix("train").astype(np.float32)
-    counts = np.maximum(np.asarray(m.sum(1)).ravel(), 1)
-    users = torch.from_numpy(np.asarray((m @ items.numpy()) / counts[:, None], np.float32))
-    return users, items
+    return mean_user_vectors(data, items), items
 
 
-def _generate(out: Path, model, data: InteractionData, table: RecIDTable, progress) -> list[dict]:
-    """Train the generator with per-epoch checkpoints; keep the best weights as generator.safetensors."""
-    if (out / "generator.safetensors").exists():
-        model.load_state_dict(load_tensors(out / "generator.safetensors", next(model.parameters()).device))
-        history = pd.read_csv(out / "history.csv")
-        return history[history["stage"] == "generator"].to_dict("records")
-    rows = fit_generator(model, data, table, checkpoint_dir=out, progress=progress)
-    save_tensors(out / "generator.safetensors", model.state_dict())
-    stats = read_json(out / "tokenizer_stats.json")
-    write_history(out / "history.csv", stats.get("history", []) + rows)
-    (out / CHECKPOINT).unlink()                     # the best weights and the history are saved: done with it
-    return rows
+def run_generator(run: RunDir, config: RunConfig, data: InteractionData, table: RecIDTable,
+                  reps: dict[str, torch.Tensor], progress=None) -> tuple[RecIDGenerator, list[dict]]:
+    """Train the generator with per-epoch checkpoints (or read its finished weights back)."""
+    seed_everything(config.seed)           # initial weights: the same whether or not the tokenizer ran first
+    model = build_generator(config, reps, table).to(default_device())
+    if run.has(GENERATOR):
+        model.load_state_dict(run.tensors(GENERATOR, next(model.parameters()).device))
+        history = run.history()
+        return model.eval(), history[history["stage"] == "generator"].to_dict("records")
+    rows = fit_generator(model, data, table, config.training, config.decoding, config.seed,
+                         checkpoint=run / CHECKPOINT, progress=progress)
+    stats = run.json(TOKENIZER_STATS, {})
+    run.write_history(stats.get("history", []) + rows)
+    run.write_tensors(GENERATOR, model.state_dict())            # written last: its presence means "done"
+    (run / CHECKPOINT).unlink(missing_ok=True)
+    return model, rows
+
+
+def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=lambda stage: None) -> dict:
+    """Train and evaluate each configured baseline not yet in metrics.json; keep each one's top-20 lists."""
+    metrics = _metrics(run, config, data)
+    for name in config.baselines.models:
+        if name in metrics["models"]:
+            continue
+        seed = {} if name in ("popularity", "ease") else {"seed": config.seed}
+        try:
+            model, metrics["models"][name] = train_baseline(name, data, progress=report(name), **seed)
+        except ValueError as e:             # e.g. EASE on a catalog too large for a dense item-item matrix
+            metrics.setdefault("skipped", {})[name] = str(e)
+        else:
+            recs = run.baseline_recs()
+            recs[name] = top_lists(model, data.num_users).to(torch.int32)
+            run.write_tensors(BASELINE_RECS, recs)
+        run.write_json(METRICS, metrics)
+    return metrics
+
+
+def evaluate_run(run: RunDir, config: RunConfig, data: InteractionData, model: RecIDGenerator,
+                 table: RecIDTable, generator_rows: list[dict]) -> dict:
+    """MMGRec's validation and test metrics beside the baselines' in metrics.json."""
+    metrics = _metrics(run, config, data)
+    seen = UserItems(data, device=next(model.parameters()).device)
+    recommender = MMGRec(model, table, seen, beam=config.decoding.beam)
+    tokenizer_seconds = run.json(TOKENIZER_STATS, {}).get("seconds", 0.0)
+    generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows)
+    metrics["models"]["mmgrec"] = {split: evaluate(recommender, data, split) for split in ("valid", "test")}
+    metrics["models"]["mmgrec"]["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)
+    run.write_json(METRICS, metrics)
+    return metrics
+
+
+def _metrics(run: RunDir, config: RunConfig, data: InteractionData) -> dict:
+    """metrics.json so far: models already evaluated on this dataset are kept, anything else starts afresh."""
+    metrics = {"dataset": config.dataset, "counts": data.counts(), "k": list(KS), "models": {}}
+    old = run.metrics()
+    if old.get("dataset") == config.dataset and old.get("counts") == metrics["counts"]:
+        metrics["models"] = old.get("models", {})
+        if "skipped" in old:
+            metrics["skipped"] = old["skipped"]
+    return metrics
 
 
 def top_lists(model, num_users: int, k: int = 20, batch_size: int = 1024) -> torch.Tensor:
     """int64 [U, k]: a model's recommendations for every user."""
     users = torch.arange(num_users)
     return torch.cat([model.recommend(users[s:s + batch_size], k).cpu() for s in range(0, num_users, batch_size)])
-
-
-def _evaluate(out: Path, config: dict, data: InteractionData, model, table: RecIDTable, report,
-              generator_rows: list[dict]) -> dict:
-    """metrics.json in the baselines' format: mmgrec, then each baseline (skipping those already there)."""
-    path = out / "metrics.json"
-    metrics = {"dataset": config["dataset"], "counts": data.counts(), "k": list(KS), "models": {}}
-    if path.exists():
-        metrics["models"] = read_json(path).get("models", {})
-    seen = UserItems(data, device=next(model.parameters()).device)
-    recommender = MMGRec(model, table, seen, beam=model.config.beam)
-    tokenizer_seconds = read_json(out / "tokenizer_stats.json").get("seconds", 0.0)
-    generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows)
-    for name in config["baselines"]:
-        if name in metrics["models"]:
-            continue
-        seed = {} if name in ("popularity", "ease") else {"seed": config["seed"]}
-        try:
-            model, metrics["models"][name] = train_baseline(name, data, progress=report(name), **seed)
-        except ValueError as e:             # e.g. EASE on a catalog too large for a dense item-item matrix
-            metrics.setdefault("skipped", {})[name] = str(e)
-        else:
-            lists = out / BASELINE_RECS
-            recs = load_tensors(lists) if lists.exists() else {}
-            recs[name] = top_lists(model, data.num_users).to(torch.int32)
-            save_tensors(lists, recs)
-        write_json(path, metrics)
-    metrics["models"]["mmgrec"] = {split: evaluate(recommender, data, split) for split in ("valid", "test")}
-    metrics["models"]["mmgrec"]["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)
-    write_json(path, metrics)
-    return metrics

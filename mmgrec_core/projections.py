@@ -21,38 +21,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from .files import atomic_write_bytes
+from .rundir import PROJECTIONS, REPRESENTATIONS, TOKENIZER
+from .tokenizers import Explainable
 
-FILE = "projections.parquet"
-WEIGHTS = ("tokenizer.safetensors", "representations.safetensors")     # what the projections are computed from
+WEIGHTS = (TOKENIZER, REPRESENTATIONS)                                  # what the projections are computed from
 ALL_CODEWORDS = "all codewords"
 ITEMS = "items"
 COLUMNS = ["view", "kind", "level", "id", "x", "y"]
-
-
-@torch.no_grad()
-def quantizer_space(tokenizer) -> tuple[np.ndarray, np.ndarray] | None:
-    """(item latents z [I, D], codebooks [L, K, D]) of a fitted graph_rqvae or rqvae tokenizer, else None."""
-    if hasattr(tokenizer, "h_items") and hasattr(tokenizer, "model"):           # graph_rqvae
-        rq, x = tokenizer.model.rqvae, tokenizer.h_items
-    elif hasattr(tokenizer, "rqvae") and hasattr(tokenizer, "x"):               # rqvae
-        rq, x = tokenizer.rqvae, tokenizer.x
-    else:
-        return None
-    z = rq.encoder(x).float().cpu().numpy()
-    return z, rq.quantizer.codebooks.detach().float().cpu().numpy()
-
-
-def residuals(z: np.ndarray, codebooks: np.ndarray) -> list[np.ndarray]:
-    """What each level quantizes: r_1 = z, r_{m+1} = r_m - nearest codeword of codebook m; L arrays [I, D]."""
-    out, r = [], z
-    for book in codebooks:                                                     # book [K, D]
-        out.append(r)
-        d2 = (r * r).sum(1, keepdims=True) - 2 * r @ book.T + (book * book).sum(1)   # [I, K]
-        r = r - book[d2.argmin(1)]
-    return out
 
 
 def umap_2d(x: np.ndarray, *, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
@@ -79,16 +56,17 @@ def umap_2d(x: np.ndarray, *, seed: int = 0, n_neighbors: int = 15) -> np.ndarra
         return reducer.fit_transform(x).astype(np.float32)
 
 
-def codeword_projections(z: np.ndarray, codebooks: np.ndarray, *, seed: int = 0,
+def codeword_projections(residuals: np.ndarray, codebooks: np.ndarray, *, seed: int = 0,
                          n_neighbors: int = 15) -> pd.DataFrame:
-    """One UMAP per level (residuals of all items + that level's codewords) and one of all codewords together.
+    """One UMAP per level (residuals [L, I, D] of all items + that level's codewords [L, K, D]) and one of all
+    codewords together.
 
     Returns columns view ("level m" | "all codewords"), kind ("item" | "codeword"), level (1-based; the level
     the row's residual enters or its codebook), id (item id or codeword index), x, y.
     """
     frames = []
-    num_items, (levels, k, _) = len(z), codebooks.shape
-    for m, r in enumerate(residuals(z, codebooks)):
+    num_items, (levels, k, _) = residuals.shape[1], codebooks.shape
+    for m, r in enumerate(residuals):                      # r [I, D]: what level m quantizes
         xy = umap_2d(np.concatenate([r, codebooks[m]]), seed=seed, n_neighbors=n_neighbors)
         frames.append(_frame(f"level {m + 1}", ["item"] * num_items + ["codeword"] * k, m + 1,
                              np.r_[np.arange(num_items), np.arange(k)], xy))
@@ -117,7 +95,7 @@ def cached_projections(run_dir: str | Path, tokenizer, items: np.ndarray | None 
 
     Codeword maps when the tokenizer has codebooks, else an item map of `items` [I, F] (required then).
     """
-    space = quantizer_space(tokenizer) if tokenizer is not None else None
+    space = tokenizer.quantizer_space() if isinstance(tokenizer, Explainable) else None
     if space is None and items is None:
         raise ValueError("this run's tokenizer has no codebooks; pass the item vectors to project instead")
     arrays = space if space is not None else (np.asarray(items, np.float32),)
@@ -130,7 +108,7 @@ def cached_projections(run_dir: str | Path, tokenizer, items: np.ndarray | None 
     for a in () if sources else arrays:
         digest.update(np.ascontiguousarray(a, np.float32).tobytes())
     key = digest.hexdigest()[:16]
-    path = Path(run_dir) / FILE
+    path = Path(run_dir) / PROJECTIONS
     if path.exists():
         try:
             table = pq.read_table(path)

@@ -196,6 +196,20 @@ class ResidualQuantizer(nn.Module):
         level = torch.arange(self.levels, device=codes.device)
         return self.codebooks[level, codes].sum(1)                            # [N, L, D] -> [N, D]
 
+    def _levels(self, z: Tensor):
+        """Per level m: (residual r_m [N, D], two nearest codewords (idx, dist) [N, <= 2]); r_{m+1} subtracts
+        the nearest. The one recursion behind `trace` and `residuals`."""
+        residual = z
+        for m in range(self.levels):
+            idx, dist = _nearest(residual, self.codebooks[m])
+            yield residual, idx, dist
+            residual = residual - self.codebooks[m][idx[:, 0]]
+
+    @torch.no_grad()
+    def residuals(self, z: Tensor) -> Tensor:
+        """What each level quantizes [L, N, D]: r_1 = z, r_{m+1} = r_m - its chosen codeword of level m."""
+        return torch.stack([r for r, _, _ in self._levels(z)])
+
     @torch.no_grad()
     def trace(self, z: Tensor) -> dict[str, Tensor]:
         """Per level, what was chosen and what nearly was: the raw material of explanations.
@@ -204,18 +218,17 @@ class ResidualQuantizer(nn.Module):
         (the second-nearest codeword; -1 / inf when codebook_size = 1), each [N, L], and residual_norm
         [N, L + 1].
         """
-        residual = z
         out: dict[str, list[Tensor]] = {k: [] for k in ("codes", "dist", "runner_up", "runner_up_dist")}
-        norms = [z.norm(dim=-1)]
-        for m in range(self.levels):
-            idx, dist = _nearest(residual, self.codebooks[m])                 # [N, 2], [N, 2]
+        norms = []
+        for m, (residual, idx, dist) in enumerate(self._levels(z)):
             if idx.shape[1] == 1:
                 idx = torch.cat([idx, torch.full_like(idx, -1)], 1)
                 dist = torch.cat([dist, torch.full_like(dist, float("inf"))], 1)
             for key, value in zip(out, (idx[:, 0], dist[:, 0], idx[:, 1], dist[:, 1]), strict=True):
                 out[key].append(value)
-            residual = residual - self.codebooks[m][idx[:, 0]]
             norms.append(residual.norm(dim=-1))
+            if m == self.levels - 1:
+                norms.append((residual - self.codebooks[m][idx[:, 0]]).norm(dim=-1))
         return {**{k: torch.stack(v, 1) for k, v in out.items()}, "residual_norm": torch.stack(norms, 1)}
 
     def usage(self, codes: Tensor) -> list[float]:

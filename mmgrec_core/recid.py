@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
-from mmgrec_core.files import atomic_write_bytes
+from .arrays import group_ranks
+from .files import atomic_write_bytes
 
 COLLISIONS = ("popularity", "random")
 
@@ -36,19 +37,14 @@ def collision_tokens(codes: np.ndarray, popularity: np.ndarray, *, collision: st
     """Last token p [I]: each item's 0-based rank within the group of items sharing its codes [I, M]."""
     if collision not in COLLISIONS:
         raise ValueError(f"collision must be one of {COLLISIONS}, got {collision!r}")
-    n = len(codes)
-    ids = np.arange(n)
+    ids = np.arange(len(codes))
     if collision == "popularity":
         tiebreak = (ids, -np.asarray(popularity, np.int64))              # lexsort: last key is primary
     else:
-        tiebreak = (np.random.default_rng(seed).permutation(n),)
-    order = np.lexsort(tiebreak + tuple(codes[:, m] for m in reversed(range(codes.shape[1]))))
-    s = codes[order]
-    new_group = np.r_[True, (s[1:] != s[:-1]).any(axis=1)]             # [I] in sorted order
-    group_start = np.maximum.accumulate(np.where(new_group, ids, 0))
-    p = np.empty(n, np.int64)
-    p[order] = ids - group_start
-    return p
+        tiebreak = (np.random.default_rng(seed).permutation(len(codes)),)
+    _, group = np.unique(codes, axis=0, return_inverse=True)
+    order = np.lexsort(tiebreak + (group.ravel(),))
+    return group_ranks(group.ravel(), order)[0]
 
 
 @dataclass(frozen=True)
@@ -253,14 +249,17 @@ class RecIDTable:
         cols["p"] = self.tokens[:, -1]
         return pd.DataFrame(cols)
 
-    def tree_frame(self) -> pd.DataFrame:
-        """Nodes for a plotly sunburst/treemap: id, parent, label, depth, items, popularity, item, name.
+    def tree_frame(self, color: Sequence | None = None) -> pd.DataFrame:
+        """Nodes for a plotly sunburst/treemap: id, parent, label, depth, items, popularity, item, name; with
+        `color` (one value per item) also each node's most common value (`majority`) and its share (`purity`).
 
         Ids are token paths ("5/3/7"); depth-1 nodes have parent "". Leaves are the items, labelled by name.
         """
         items = self.trie.items.numpy()
         s = self.tokens[items]                                            # [I, T] sorted rows
         pop_cum = np.r_[0, np.cumsum(self.popularity[items])]
+        if color is not None:
+            values, codes = np.unique(np.asarray(color, dtype=str)[items], return_inverse=True)
         frames, path = [], np.array([""], dtype=object)
         for d in range(1, self.levels + 2):
             bounds = self.trie.bounds[d].numpy()
@@ -269,12 +268,19 @@ class RecIDTable:
             tok = s[start, d - 1].astype(str).astype(object)
             path = np.where(parent_path == "", tok, parent_path + "/" + tok)
             leaf = d == self.levels + 1
-            frames.append(pd.DataFrame({
+            frame = pd.DataFrame({
                 "id": path, "parent": parent_path,
                 "label": self.names[items[start]] if leaf else f"c{d}=" + tok,
                 "depth": d, "items": np.diff(bounds), "popularity": pop_cum[bounds[1:]] - pop_cum[start],
                 "item": items[start] if leaf else -1, "name": self.names[items[start]] if leaf else "",
-            }))
+            })
+            if color is not None:                                         # counts [nodes, values], one pass
+                node = np.repeat(np.arange(len(start)), np.diff(bounds))
+                counts = np.zeros((len(start), len(values)), np.int64)
+                np.add.at(counts, (node, codes.ravel()), 1)
+                frame["majority"] = values[counts.argmax(1)]
+                frame["purity"] = counts.max(1) / counts.sum(1)
+            frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
     def to_parquet(self, path: str | Path) -> None:

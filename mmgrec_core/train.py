@@ -9,22 +9,41 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .checks import check_positive, check_range
 from .data.dataset import InteractionData
 from .data.sampling import UserItems
 from .evaluate import evaluate
 from .files import atomic_write_bytes
+from .generator.beam import DecodingConfig
 from .generator.history import histories
-from .generator.model import GeneratorConfig, RecIDGenerator
+from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
 from .recid import RecIDTable
 from .training import EarlyStopping, Progress
 
-CHECKPOINT = "checkpoint.pt"
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 256
+    epochs: int = 60
+    patience: int = 8               # evaluations without a better validation Recall@10
+    eval_every: int = 1
+    valid_users: int = 1000         # validation subset for early stopping (beam search is the costly part)
+    history_dropout: float = 0.5    # share of input items hidden per training instance: without it the model
+                                    # learns to name the one item missing from a memorised set, and overfits
+
+    def __post_init__(self):
+        check_positive(self, "lr", "batch_size", "patience", "eval_every", "valid_users")
+        check_positive(self, "weight_decay", "epochs", allow_zero=True)
+        check_range(self, "history_dropout", 0.0, 1.0, high_open=True)
 
 
 def validation_users(data: InteractionData, n: int, seed: int) -> np.ndarray:
@@ -35,23 +54,24 @@ def validation_users(data: InteractionData, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(users, n, replace=False))
 
 
-def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTable,
-                  checkpoint_dir: Path | None = None, progress: Progress | None = None) -> list[dict]:
+def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTable, training: TrainingConfig,
+                  decoding: DecodingConfig, seed: int = 0, checkpoint: Path | None = None,
+                  progress: Progress | None = None) -> list[dict]:
     """Train `model` in place (best weights restored at the end); return one history row per epoch.
 
-    With `checkpoint_dir`, the state is saved there after every epoch and training continues from an existing
+    With `checkpoint`, the state is saved there after every epoch and training continues from an existing
     checkpoint instead of starting over.
     """
-    cfg: GeneratorConfig = model.config
+    cfg, n_history = training, model.config.max_history
     device = next(model.parameters()).device
     seen = UserItems(data, device=device)
     targets = torch.tensor(table.tokens, device=device)
     u_all, i_all = (torch.from_numpy(a).to(device) for a in data.pairs("train"))
-    history_len = (seen.indptr[u_all + 1] - seen.indptr[u_all] - 1).clamp_max(cfg.max_history).cpu()
-    valid_users = torch.from_numpy(validation_users(data, cfg.valid_users, cfg.seed))
+    history_len = (seen.indptr[u_all + 1] - seen.indptr[u_all] - 1).clamp_max(n_history).cpu()
+    valid_users = torch.from_numpy(validation_users(data, cfg.valid_users, seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     stopper, rows, start_epoch = EarlyStopping(cfg.patience), [], 1
-    path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
+    path = checkpoint
     if path and path.exists():
         state = torch.load(path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
@@ -64,15 +84,15 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         if stop:
             break
         tic = time.perf_counter()
-        torch.manual_seed(cfg.seed * 100_003 + epoch)                     # dropout
-        gen = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)   # order and history sampling
+        torch.manual_seed(seed * 100_003 + epoch)                     # dropout
+        gen = torch.Generator().manual_seed(seed * 100_019 + epoch)   # order and history sampling
         model.train()
         total = 0.0
         for idx in length_buckets(history_len, cfg.batch_size, gen):
             idx = idx.to(device)
             users, items = u_all[idx], i_all[idx]
-            history = histories(seen, users, cfg.max_history, exclude=items, generator=gen)
-            if cfg.history_dropout:                                       # see GeneratorConfig.history_dropout
+            history = histories(seen, users, n_history, exclude=items, generator=gen)
+            if cfg.history_dropout:                                       # see TrainingConfig.history_dropout
                 history = history.masked_fill(torch.rand(history.shape, generator=gen).to(device)
                                               < cfg.history_dropout, 0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -83,7 +103,7 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
             total += loss.item() * len(idx)
         row = {"stage": "generator", "epoch": epoch, "loss": total / len(u_all)}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            metrics = evaluate(MMGRec(model, table, seen, beam=cfg.beam), data, "valid", ks=(10, 20),
+            metrics = evaluate(MMGRec(model, table, seen, beam=decoding.beam), data, "valid", ks=(10, 20),
                                users=valid_users.numpy())
             row.update({f"valid_{k}": v for k, v in metrics.items()})
             stop = stopper.step(metrics["recall@10"], epoch, model)

@@ -6,6 +6,16 @@ import copy
 from collections.abc import Callable
 
 import torch
+from torch import nn
+
+
+def bpr_loss(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, inputs: tuple[torch.Tensor, ...],
+             reg: float) -> torch.Tensor:
+    """BPR (Rendle et al., UAI 2009) on scores u . i against u . j, for final vectors [B, D] each, plus `reg`
+    times the L2 of the batch's input embeddings `inputs` (sum of squares / (2 x batch), as LightGCN does)."""
+    rank = nn.functional.softplus((users * neg).sum(-1) - (users * pos).sum(-1)).mean()
+    return rank + reg * sum(e.pow(2).sum() for e in inputs) / (2 * len(users))
+
 
 # Called after each evaluation with (epoch, {"loss": x, "recall@20": y, ...}); the CLI feeds tqdm, the app a bar.
 Progress = Callable[[int, dict[str, float]], None]

@@ -43,4 +43,4 @@ def test_bad_dataset_exits_2_with_one_clear_line(tmp_path, spec, words):
 
 def test_unknown_model_is_refused(tmp_path, capsys):
     assert main(["baselines", "--dataset", SPEC, "--out", str(tmp_path), "--models", "svd"]) == 2
-    assert "unknown model" in capsys.readouterr().err
+    assert "unknown ['svd']" in capsys.readouterr().err

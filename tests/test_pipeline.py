@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.Datase
 
 TINY = {"dataset": "demo:items=120,users=150,seed=5", "seed": 3,
         "tokenizer": {"codebook_size": 8, "epochs": 2, "polish_steps": 30},
-        "generator": {"dim": 16, "epochs": 3, "patience": 10, "valid_users": 50, "batch_size": 256},
+        "generator": {"dim": 16}, "training": {"epochs": 3, "patience": 10, "valid_users": 50, "batch_size": 256},
         "baselines": ["popularity"]}
 
 
@@ -85,8 +85,11 @@ def test_cli_recommend_json(run_dir, capsys):
 @pytest.mark.parametrize("args, message", [
     (["recommend", "--run", "nowhere", "--user", "1"], "no such run directory"),
     (["train", "--out", "x", "--set", "nonsense=1"], "unknown option"),
-    (["train", "--out", "x", "--set", "pe=rotary"], "pe must be one of"),
-    (["train", "--out", "x", "--set", "tokenizer.name=bpe"], "tokenizer.name must be one of"),
+    (["train", "--out", "x", "--set", "pe=rotary"], "pe='rotary': must be one of"),
+    (["train", "--out", "x", "--set", "tokenizer.name=bpe"], "tokenizer.name='bpe': must be one of"),
+    (["train", "--out", "x", "--set", "epochs=5"], "ambiguous: write tokenizer.epochs or training.epochs"),
+    (["train", "--out", "x", "--set", "training.epochs=abc"], "expected an integer"),
+    (["train", "--out", "x", "--set", "training.lr=-1"], "lr=-1.0: must be a number > 0"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(args, message, capsys):
     assert main(args) == 2
@@ -103,10 +106,10 @@ def test_cli_train_with_config_file_and_settings(tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**TINY, "baselines": []}))
     out = tmp_path / "run"
-    assert main(["train", "--config", str(config), "--out", str(out), "--set", "pe=none", "generator.epochs=1",
+    assert main(["train", "--config", str(config), "--out", str(out), "--set", "pe=none", "training.epochs=1",
                  "--set", "collision=random"]) == 0                              # one flag, several values, or many
     saved = read_json(out / "config.json")
-    assert saved["generator"]["pe"] == "none" and saved["generator"]["epochs"] == 1
+    assert saved["generator"]["pe"] == "none" and saved["training"]["epochs"] == 1
     assert saved["tokenizer"]["collision"] == "random" and saved["dataset"] == TINY["dataset"]
     assert "mmgrec" in capsys.readouterr().out
     assert main(["train", "--resume", str(out), "--set", "pe=relation"]) == 2       # a resume changes nothing

@@ -2,24 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmgrec_core.projections import (
-    ALL_CODEWORDS,
-    FILE,
-    cached_projections,
-    codeword_projections,
-    quantizer_space,
-    residuals,
-    umap_2d,
-)
-
-
-def test_residuals_subtract_the_nearest_codeword_level_by_level():
-    z = np.array([[1.0, 0.0], [0.0, 3.0]])
-    books = np.array([[[1.0, 0.0], [0.0, 2.0]],          # level 1: item 0 -> word 0, item 1 -> word 1
-                      [[0.0, 1.0], [5.0, 5.0]]])        # level 2 sees (0, 0) and (0, 1): both -> word 0
-    r1, r2 = residuals(z, books)
-    np.testing.assert_array_equal(r1, z)
-    np.testing.assert_array_equal(r2, [[0.0, 0.0], [0.0, 1.0]])
+from mmgrec_core.projections import ALL_CODEWORDS, cached_projections, codeword_projections, umap_2d
+from mmgrec_core.quantize import ResidualQuantizer
+from mmgrec_core.rundir import PROJECTIONS as FILE
+from mmgrec_core.tokenizers import Explainable
+from mmgrec_core.tokenizers.rqvae import quantizer_space
 
 
 def test_umap_2d_is_seeded_and_handles_tiny_inputs():
@@ -32,8 +19,8 @@ def test_umap_2d_is_seeded_and_handles_tiny_inputs():
 
 def test_codeword_projections_have_one_view_per_level_and_one_of_all_codewords():
     rng = np.random.default_rng(0)
-    z, books = rng.normal(size=(30, 4)), rng.normal(size=(2, 6, 4))
-    frame = codeword_projections(z, books, n_neighbors=5)
+    residuals, books = rng.normal(size=(2, 30, 4)), rng.normal(size=(2, 6, 4))
+    frame = codeword_projections(residuals, books, n_neighbors=5)
     assert list(frame["view"].unique()) == ["level 1", "level 2", ALL_CODEWORDS]
     level1 = frame[frame["view"] == "level 1"]
     assert (level1["kind"] == "item").sum() == 30 and (level1["kind"] == "codeword").sum() == 6
@@ -42,26 +29,33 @@ def test_codeword_projections_have_one_view_per_level_and_one_of_all_codewords()
     assert len(every) == 12 and sorted(every["level"].unique()) == [1, 2]
 
 
-class _Quantizer(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.codebooks = torch.nn.Parameter(torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0)))
-
-
-class _RQTokenizer:                                   # the attributes quantizer_space reads from an rqvae tokenizer
+class _RQTokenizer(Explainable):                      # an explainable tokenizer: encoder = identity
     def __init__(self):
         self.x = torch.randn(25, 3, generator=torch.Generator().manual_seed(1))
         self.rqvae = torch.nn.Module()
         self.rqvae.encoder = torch.nn.Identity()
-        self.rqvae.quantizer = _Quantizer()
+        self.rqvae.quantizer = ResidualQuantizer(levels=2, codebook_size=5, dim=3)
+        with torch.no_grad():
+            self.rqvae.quantizer.codebooks.copy_(torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0)))
+
+    def trace(self, item):
+        raise NotImplementedError
+
+    def ablations(self, item):
+        raise NotImplementedError
+
+    def quantizer_space(self):
+        return quantizer_space(self.rqvae, self.x)
 
 
-def test_quantizer_space_reads_latents_and_codebooks():
+def test_quantizer_space_reads_residuals_and_codebooks():
     tok = _RQTokenizer()
-    z, books = quantizer_space(tok)
-    np.testing.assert_allclose(z, tok.x.numpy())
-    assert books.shape == (2, 5, 3)
-    assert quantizer_space(object()) is None
+    residuals, books = tok.quantizer_space()
+    assert residuals.shape == (2, 25, 3) and books.shape == (2, 5, 3)
+    np.testing.assert_allclose(residuals[0], tok.x.numpy())
+    nearest = ((tok.x[:, None] - tok.rqvae.quantizer.codebooks[0][None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_allclose(residuals[1], (tok.x - tok.rqvae.quantizer.codebooks[0][nearest]).detach().numpy(),
+                               atol=1e-6)
 
 
 def test_cached_projections_are_written_once_and_recomputed_when_inputs_change(tmp_path, monkeypatch):

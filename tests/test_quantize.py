@@ -171,3 +171,15 @@ def test_runs_on_gpu():
     out.loss.backward()
     assert out.codes.device.type == "cuda"
     assert torch.allclose(q.eval().decode_codes(q.encode(z)), q(z).quantized, atol=1e-5)
+
+
+def test_residuals_subtract_the_nearest_codeword_level_by_level():
+    q = ResidualQuantizer(levels=2, codebook_size=2, dim=2)
+    with torch.no_grad():
+        q.codebooks.copy_(torch.tensor([[[1.0, 0.0], [0.0, 2.0]],     # level 1: item 0 -> word 0, item 1 -> word 1
+                                        [[0.0, 1.0], [5.0, 5.0]]]))   # level 2 sees (0, 0) and (0, 1): word 0
+    z = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    r1, r2 = q.residuals(z)
+    torch.testing.assert_close(r1, z)
+    torch.testing.assert_close(r2, torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
+    assert q.trace(z)["codes"].tolist() == [[0, 0], [1, 0]]

@@ -16,7 +16,7 @@ st.title("Codewords")
 proj = state.projections(*key)
 views = list(dict.fromkeys(proj["view"]))
 if views == [ITEMS]:
-    st.markdown(f"The **{run.config['tokenizer']['name']}** tokenizer has no codebooks to map; this is a UMAP of "
+    st.markdown(f"The **{run.config.tokenizer.name}** tokenizer has no codebooks to map; this is a UMAP of "
                 "the item representations the generator reads. Lasso or box-select items to list them.")
 else:
     st.markdown("Level *m* of the residual quantizer picks the codeword nearest to what levels 1..m-1 left over "

@@ -5,6 +5,7 @@ import streamlit as st
 
 from app import figures, state
 from mmgrec_core.analysis import CODEBOOKS, LEVELS, SWEEP_TOKENIZERS, SweepConfig, cached_sweep, sweep
+from mmgrec_core.rundir import SWEEP
 
 run = state.current_run()
 table, stats = run.table, run.tokenizer_stats
@@ -54,9 +55,9 @@ if not (tokenizers and codebooks and levels):
     st.stop()
 config = SweepConfig(tokenizers=tuple(tokenizers), codebooks=tuple(sorted(codebooks)), levels=tuple(sorted(levels)),
                      steps=int(steps), polish_steps=int(polish), graph_epochs=int(graph_epochs),
-                     seed=int(run.config.get("seed", 0)))
+                     seed=run.config.seed)
 result = cached_sweep(run.data, config)
-shipped = run.path / "sweep.parquet"                  # written by `python app/precompute.py RUN --sweep`
+shipped = run.path / SWEEP                  # written by `python app/precompute.py RUN --sweep`
 if result is None and config == SweepConfig(seed=config.seed) and shipped.exists():
     result = pd.read_parquet(shipped)
     st.caption("The default sweep, stored with this run.")

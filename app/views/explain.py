@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import figures, state
+from mmgrec_core.tokenizers import Explainable
 
 run = state.current_run()
 key = (str(run.path), state.stamp(run.path))
@@ -50,8 +51,8 @@ st.markdown(f"### {row['name']}\nRec-ID **`{'-'.join(map(str, rec_id))}`** "
             + " ".join(f"· {c}: {row[c]}" for c in state.item_columns(items)[:3])
             + f" · {int(row['popularity'])} training interactions")
 
-if run.tokenizer is None or not hasattr(run.tokenizer, "trace"):
-    st.info(f"This run's tokenizer (**{run.config['tokenizer']['name']}**) keeps no per-level codebook trace, so "
+if not isinstance(run.tokenizer, Explainable):
+    st.info(f"This run's tokenizer (**{run.config.tokenizer.name}**) keeps no per-level codebook trace, so "
             "its Rec-IDs cannot be explained level by level; explanations cover graph_rqvae and rqvae runs. The "
             "item's siblings are listed below.")
     for d in range(1, table.levels + 1):

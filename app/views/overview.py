@@ -5,7 +5,8 @@ import streamlit as st
 from app import figures, state
 
 run = state.current_run()
-cfg, tok, gen = run.config, run.config["tokenizer"], run.config["generator"]
+cfg = run.config
+tok, gen = cfg.tokenizer, cfg.generator
 
 st.title("mmgrec: multimodal generative recommendation")
 st.markdown(
@@ -27,12 +28,12 @@ left, right = st.columns([2, 3])
 with left:
     st.subheader("This run")
     st.markdown(
-        f"- dataset `{cfg['dataset']}`, seed {cfg['seed']}\n"
-        f"- tokenizer **{tok['name']}**: {tok['levels']} levels x {tok['codebook_size']} codewords, "
-        f"collision token by {tok['collision']}\n"
-        f"- generator: d={gen.get('dim')}, {gen.get('encoder_layers')}+{gen.get('decoder_layers')} layers, "
-        f"positions `{gen.get('pe')}`, beam {gen.get('beam')}\n"
-        f"- baselines: {', '.join(cfg.get('baselines', [])) or 'none'}")
+        f"- dataset `{cfg.dataset}`, seed {cfg.seed}\n"
+        f"- tokenizer **{tok.name}**: {run.table.levels} levels x {tok.options.codebook_size} codewords, "
+        f"collision token by {tok.collision}\n"
+        f"- generator: d={gen.dim}, {gen.encoder_layers}+{gen.decoder_layers} layers, "
+        f"positions `{gen.pe}`, beam {cfg.decoding.beam}\n"
+        f"- baselines: {', '.join(cfg.baselines.models) or 'none'}")
     split = st.radio("Split", ["test", "valid"], horizontal=True)
     table = figures.metrics_table(run.metrics, split)
     seconds = {m: v.get("train_seconds") for m, v in run.metrics.get("models", {}).items()}

@@ -24,8 +24,8 @@ size = c2.selectbox("Size by", ["items", "popularity"], key="tree_size")
 color = c3.selectbox("Colour by", ["(none)", *columns], index=1 + columns.index("category")
                      if "category" in columns else 0)
 depth = c4.slider("Rings shown", 1, levels + 1, min(levels, 2), help="Click a node to see the rings below it.")
-st.plotly_chart(figures.recid_tree(items, levels, kind=kind, size=size,
-                                   color=None if color == "(none)" else color, maxdepth=depth), key="tree")
+st.plotly_chart(figures.recid_tree(run.table, kind=kind, size=size,
+                                   color=None if color == "(none)" else items[color], maxdepth=depth), key="tree")
 
 left, right = st.columns(2)
 with left:

@@ -4,7 +4,6 @@ Training runs inside this page's script, so leaving the page stops it; the files
 `python -m mmgrec_core train --resume DIR` continues it. Longer runs belong on the command line.
 """
 
-import json
 import re
 import shlex
 import time
@@ -44,10 +43,11 @@ steps_key = "epochs" if tokenizer in ("graph_rqvae", "hkmeans") else "steps"
 config = {"dataset": dataset.strip(),
           "tokenizer": {"name": tokenizer, "levels": int(levels), "codebook_size": int(codebook),
                         steps_key: int(tok_epochs)},
-          "generator": {"epochs": int(gen_epochs), "dim": int(dim)},
-          "baselines": list(baselines)}
-sets = [f"tokenizer.{k}={v}" for k, v in config["tokenizer"].items()] + [
-    f"generator.{k}={v}" for k, v in config["generator"].items()] + [f"baselines={json.dumps(list(baselines))}"]
+          "generator": {"dim": int(dim)},
+          "training": {"epochs": int(gen_epochs)},
+          "baselines": {"models": list(baselines)}}
+sets = [f"{section}.{k}={v}" for section in ("tokenizer", "generator", "training")
+        for k, v in config[section].items()] + [f"baselines={','.join(baselines)}"]
 st.code(f"python -m mmgrec_core train --dataset {shlex.quote(config['dataset'])} --out "
         f"{shlex.quote(f'{state.run_key(folder)}/{name}')} " + " ".join(f"--set {shlex.quote(s)}" for s in sets),
         language="bash")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..arrays import group_ranks
 from .dataset import DatasetError, InteractionData
 from .split import leave_last_out, random_split
 
@@ -139,7 +140,7 @@ def _interactions(rng: np.random.Generator, cfg: DemoConfig, sub: np.ndarray, cl
     key = np.unique(user * cfg.items + item)
     key = key[np.lexsort((rng.random(len(key)), key // cfg.items))]     # shuffle within user before capping
     users, items = key // cfg.items, key % cfg.items
-    keep = _cap_per_user(users, n_per_user)
+    keep = group_ranks(users, np.arange(len(users)))[0] < n_per_user[users]   # users arrive grouped
     return users[keep], items[keep]
 
 
@@ -159,11 +160,3 @@ def _sample_in_groups(rng: np.random.Generator, groups: np.ndarray, member_group
     level = g + within / totals[g]
     pos = np.searchsorted(level, groups + rng.random(len(groups)))
     return (order[np.minimum(pos, len(order) - 1)] % num_items).astype(np.int64)
-
-
-def _cap_per_user(users: np.ndarray, n_per_user: np.ndarray) -> np.ndarray:
-    """Keep the first n_per_user[u] interactions of each user (users arrive grouped)."""
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    sizes = np.diff(np.r_[starts, len(users)])
-    rank = np.arange(len(users)) - np.repeat(starts, sizes)
-    return rank < n_per_user[users]

@@ -8,20 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import group_ranks
 from .dataset import TEST, TRAIN, VALID
-
-
-def _rank_within_user(users: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For interactions visited in `order` (grouped by user), each one's 0-based rank and its user's count."""
-    users_sorted = users[order]
-    starts = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1]])
-    sizes = np.diff(np.r_[starts, len(order)])
-    rank_sorted = np.arange(len(order)) - np.repeat(starts, sizes)
-    rank = np.empty(len(order), np.int64)
-    rank[order] = rank_sorted
-    size = np.empty(len(order), np.int64)
-    size[order] = np.repeat(sizes, sizes)
-    return rank, size
 
 
 def random_split(users: np.ndarray, seed: int = 0, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -35,7 +23,7 @@ def random_split(users: np.ndarray, seed: int = 0, ratios: tuple[float, float, f
     users = np.asarray(users, np.int64)
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(users)), users))
-    rank, size = _rank_within_user(users, order)
+    rank, size = group_ranks(users, order)
     q = (rank + 0.5) / size
     cut_train, cut_valid = ratios[0], ratios[0] + ratios[1]
     return np.where(q < cut_train, TRAIN, np.where(q < cut_valid, VALID, TEST)).astype(np.int8)
@@ -49,7 +37,7 @@ def leave_last_out(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     """
     users = np.asarray(users, np.int64)
     order = np.lexsort((np.arange(len(users)), np.asarray(timestamps), users))
-    rank, size = _rank_within_user(users, order)
+    rank, size = group_ranks(users, order)
     from_end = size - 1 - rank
     labels = np.full(len(users), TRAIN, np.int8)
     labels[(from_end == 0) & (size >= 2)] = TEST

@@ -14,9 +14,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..checks import check_positive
 from ..data.sampling import UserItems
 from ..recid import PrefixTrie
 from .model import RecIDGenerator
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    beam: int = 20                  # beam width B (at least the K asked for; a wider beam is used then)
+
+    def __post_init__(self):
+        check_positive(self, "beam")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..checks import check_choice, check_positive, check_range
 from .attention import DecoderLayer, EncoderLayer
 
 PES = ("relation", "sinusoidal", "none")
@@ -26,32 +27,25 @@ ITEM_EMBS = ("graph", "learned")
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    """The generator's architecture; how it is trained is `train.TrainingConfig`, how it decodes `DecodingConfig`."""
+
     dim: int = 64                   # D
     heads: int = 2
     encoder_layers: int = 1
     decoder_layers: int = 1
     dropout: float = 0.1
     max_history: int = 50           # N: longer histories are sampled (training) or subsampled by a fixed hash
-    history_dropout: float = 0.5    # share of input items hidden per training instance: without it the model
-                                    # learns to name the one item missing from a memorised set, and overfits
     user_token: bool = True         # the user's representation as one more memory token (not in the paper)
     pe: str = "relation"
     item_emb: str = "graph"
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 256
-    epochs: int = 60
-    patience: int = 8               # evaluations without a better validation Recall@10
-    eval_every: int = 1
-    valid_users: int = 1000         # validation subset for early stopping (beam search is the costly part)
-    beam: int = 20                  # beam width B (>= K)
-    seed: int = 0
 
     def __post_init__(self):
-        if self.pe not in PES:
-            raise ValueError(f"pe must be one of {PES}, got {self.pe!r}")
-        if self.item_emb not in ITEM_EMBS:
-            raise ValueError(f"item_emb must be one of {ITEM_EMBS}, got {self.item_emb!r}")
+        check_positive(self, "dim", "heads", "encoder_layers", "decoder_layers", "max_history")
+        check_range(self, "dropout", 0.0, 1.0, high_open=True)
+        check_choice(self, "pe", PES)
+        check_choice(self, "item_emb", ITEM_EMBS)
+        if self.dim % self.heads:
+            raise ValueError(f"dim={self.dim} must be divisible by heads={self.heads}")
 
 
 def sinusoidal(n: int, dim: int) -> Tensor:

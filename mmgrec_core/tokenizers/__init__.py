@@ -1,34 +1,44 @@
-"""Tokenizers: one contract, `fit(data, progress=None) -> RecIDTable`."""
+"""Tokenizers: one contract (`base.Tokenizer`), a registry by name, and the health figures of a Rec-ID table."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 
 from ..quantize import code_perplexity, code_usage
 from ..recid import RecIDTable
+from .base import Explainable, HasRepresentations, Persistable, Tokenizer
 from .graph_rqvae import GraphRQVAEConfig, GraphRQVAETokenizer
 from .hkmeans import HKMeansTokenizer
-from .late_fusion import LateFusionTokenizer
+from .late_fusion import LateFusionConfig, LateFusionTokenizer
 from .rqvae import RQVAEConfig, RQVAETokenizer
 
-TOKENIZERS = ("graph_rqvae", "rqvae", "hkmeans", "late_fusion")
+# name -> (tokenizer class, its config class); the run configuration's tokenizer section follows this schema
+REGISTRY: dict[str, tuple[type[Tokenizer], type]] = {
+    "graph_rqvae": (GraphRQVAETokenizer, GraphRQVAEConfig),
+    "rqvae": (RQVAETokenizer, RQVAEConfig),
+    "hkmeans": (HKMeansTokenizer, GraphRQVAEConfig),
+    "late_fusion": (LateFusionTokenizer, LateFusionConfig),
+}
+TOKENIZERS = tuple(REGISTRY)
+
+__all__ = ["REGISTRY", "TOKENIZERS", "Explainable", "HasRepresentations", "Persistable", "Tokenizer",
+           "config_class", "make_tokenizer", "table_stats"]
 
 
-def make_tokenizer(name: str, *, levels: int = 3, codebook_size: int = 128, collision: str = "popularity",
-                   seed: int = 0, **overrides):
-    """A tokenizer by name; `overrides` replace fields of its config (e.g. epochs=5)."""
-    common = dict(levels=levels, codebook_size=codebook_size, collision=collision, seed=seed, **overrides)
-    if name == "graph_rqvae":
-        return GraphRQVAETokenizer(GraphRQVAEConfig(**common))
-    if name == "hkmeans":
-        return HKMeansTokenizer(GraphRQVAEConfig(**common))
-    if name == "rqvae":
-        return RQVAETokenizer(RQVAEConfig(**common))
-    if name == "late_fusion":
-        separator = common.pop("separator", False)
-        return LateFusionTokenizer(RQVAEConfig(**common), separator=separator)
-    raise ValueError(f"unknown tokenizer {name!r}; choose from {', '.join(TOKENIZERS)}")
+def config_class(name: str) -> type:
+    """The config dataclass of tokenizer `name`."""
+    if name not in REGISTRY:
+        raise ValueError(f"tokenizer.name={name!r}: must be one of {', '.join(TOKENIZERS)}")
+    return REGISTRY[name][1]
+
+
+def make_tokenizer(name: str, config=None, *, seed: int = 0, **overrides) -> Tokenizer:
+    """A tokenizer by name, from its config (default: the defaults) with `overrides` replacing fields."""
+    config = dataclasses.replace(config or config_class(name)(), **overrides)
+    return REGISTRY[name][0](config, seed=seed)
 
 
 def table_stats(table: RecIDTable) -> dict:

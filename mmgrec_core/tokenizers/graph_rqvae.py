@@ -24,13 +24,14 @@ import torch
 from torch import nn
 from torch_geometric.nn import SAGEConv
 
+from ..checks import check_positive
 from ..data.dataset import InteractionData
 from ..data.sampling import bpr_triples
 from ..graph import bipartite_adj_t
-from ..recid import RecIDTable
 from ..runtime import default_device, seed_everything
-from ..training import Progress
-from .rqvae import RQVAE, modality_slices, standardised_features, without
+from ..training import Progress, bpr_loss
+from .base import Explainable, HasRepresentations, Persistable, Tokenizer
+from .rqvae import RQVAE, modality_slices, quantizer_space, standardised_features, without
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,11 @@ class GraphRQVAEConfig:
     rq_batch_size: int = 1024     # items per RQ-VAE step
     epochs: int = 30
     polish_steps: int = 300       # RQ-VAE-only steps on the final representation
-    collision: str = "popularity"
-    seed: int = 0
+
+    def __post_init__(self):
+        check_positive(self, "dim", "latent_dim", "levels", "codebook_size", "gcn_layers", "lr", "batch_size",
+                       "rq_batch_size")
+        check_positive(self, "reg", "epochs", "polish_steps", allow_zero=True)
 
 
 class GraphRQVAE(nn.Module):
@@ -80,24 +84,28 @@ class GraphRQVAE(nn.Module):
         return h
 
 
-class GraphRQVAETokenizer:
-    """`fit(data) -> RecIDTable`; afterwards `trace` and `ablations` explain an item's codes."""
+class GraphRQVAETokenizer(Tokenizer, Persistable, Explainable, HasRepresentations):
+    """Codes of the GCN's item representations; `trace` and `ablations` explain an item's codes."""
 
     name = "graph_rqvae"
 
-    def __init__(self, config: GraphRQVAEConfig = GraphRQVAEConfig()):
-        self.config = config
+    def __init__(self, config: GraphRQVAEConfig = GraphRQVAEConfig(), seed: int = 0):
+        self.config, self.seed = config, seed
 
-    def fit(self, data: InteractionData, progress: Progress | None = None) -> RecIDTable:
+    @property
+    def vocab_size(self) -> int:
+        return self.config.codebook_size
+
+    def fit_codes(self, data: InteractionData, progress: Progress | None = None) -> np.ndarray:
         cfg = self.config
-        seed_everything(cfg.seed)
+        seed_everything(self.seed)
         model = self._setup(data)
         device = self.device
         gcn_params = [p for n, p in model.named_parameters() if not n.startswith("rqvae.")]
         opt_gcn = torch.optim.Adam(gcn_params, lr=cfg.lr)
         opt_rq = torch.optim.Adam(model.rqvae.parameters(), lr=cfg.lr)
-        rng = np.random.default_rng(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
+        rng = np.random.default_rng(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
         model.train()
         for epoch in range(1, cfg.epochs + 1):
             users, pos, neg = (torch.from_numpy(a).to(device) for a in bpr_triples(data, rng))
@@ -106,7 +114,9 @@ class GraphRQVAETokenizer:
             for s in range(0, len(users), cfg.batch_size):
                 u, i, j = (t[s:s + cfg.batch_size] for t in (users, pos, neg))
                 h = model.propagate(model.item_input(self.features), self.adj_t)          # [U + I, D]
-                bpr = self._bpr_loss(h, u, i + data.num_users, j + data.num_users)
+                ego = (model.user.weight[u], model.item_cf.weight[i], model.item_cf.weight[j])
+                n_u = data.num_users
+                bpr = bpr_loss(h[u], h[i + n_u], h[j + n_u], ego, cfg.reg)
                 opt_gcn.zero_grad()
                 bpr.backward()
                 opt_gcn.step()
@@ -117,9 +127,7 @@ class GraphRQVAETokenizer:
         model.eval()
         self.h_items = self.item_representations()
         model.rqvae.settle(self.h_items, opt_rq, cfg.polish_steps, cfg.rq_batch_size, gen)
-        codes = self.encode(self.h_items)
-        return RecIDTable(codes.cpu().numpy(), data.popularity, data.item_table["name"].tolist(),
-                          collision=cfg.collision, seed=cfg.seed, codebook_size=cfg.codebook_size)
+        return self.encode(self.h_items).cpu().numpy()
 
     def _setup(self, data: InteractionData) -> GraphRQVAE:
         """Inputs on the device and an untrained network: shared by `fit` and `restore`."""
@@ -132,11 +140,9 @@ class GraphRQVAETokenizer:
         return self.model
 
     def state(self) -> dict[str, torch.Tensor]:
-        """The fitted weights (saved in a run as tokenizer.safetensors)."""
         return self.model.state_dict()
 
     def restore(self, data: InteractionData, state: dict[str, torch.Tensor]) -> GraphRQVAETokenizer:
-        """Rebuild a fitted tokenizer from `state` on the data it was fitted on (no training)."""
         self._setup(data).load_state_dict(state)
         self.model.eval()
         self.h_items = self.item_representations()
@@ -148,13 +154,6 @@ class GraphRQVAETokenizer:
         m = self.model
         h = m.propagate(m.item_input(self.features), self.adj_t)
         return h[:m.num_users], h[m.num_users:]
-
-    def _bpr_loss(self, h: torch.Tensor, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """BPR on h_u . h_i with L2 on the batch's input embeddings (i, j are node ids)."""
-        m, n_u = self.model, self.model.num_users
-        reg = (m.user.weight[u].pow(2).sum() + m.item_cf.weight[i - n_u].pow(2).sum()
-               + m.item_cf.weight[j - n_u].pow(2).sum()) / (2 * len(u))
-        return nn.functional.softplus((h[u] * h[j]).sum(-1) - (h[u] * h[i]).sum(-1)).mean() + self.config.reg * reg
 
     @torch.no_grad()
     def item_representations(self, features: torch.Tensor | None = None, cf: torch.Tensor | None = None
@@ -173,8 +172,11 @@ class GraphRQVAETokenizer:
 
     @torch.no_grad()
     def trace(self, item: int) -> dict[str, torch.Tensor]:
-        """The quantizer's per-level record for one item (see `ResidualQuantizer.trace`)."""
         return self.model.rqvae.quantizer.trace(self.model.rqvae.encoder(self.h_items[item:item + 1]))
+
+    @torch.no_grad()
+    def quantizer_space(self) -> tuple[np.ndarray, np.ndarray]:
+        return quantizer_space(self.model.rqvae, self.h_items)
 
     @torch.no_grad()
     def ablations(self, item: int) -> dict[str, np.ndarray]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..arrays import group_ranks
 from ..data.dataset import InteractionData
 from ..quantize import kmeans, sq_dist
-from ..recid import RecIDTable
 from ..training import Progress
+from .base import HasRepresentations, Tokenizer
 from .graph_rqvae import GraphRQVAEConfig, GraphRQVAETokenizer
 
 
@@ -26,7 +27,7 @@ def hierarchical_kmeans(x: torch.Tensor, levels: int, k: int, seed: int = 0, ite
     for m in range(levels):
         sizes = np.bincount(group)
         small = sizes[group] <= k
-        codes[small, m] = _rank_in_group(group[small])
+        codes[small, m] = group_ranks(group[small])[0]
         for g in np.flatnonzero(sizes > k):
             members = np.flatnonzero(group == g)
             xm = x[torch.from_numpy(members).to(x.device)]
@@ -37,28 +38,22 @@ def hierarchical_kmeans(x: torch.Tensor, levels: int, k: int, seed: int = 0, ite
     return codes
 
 
-def _rank_in_group(group: np.ndarray) -> np.ndarray:
-    """0-based rank of each entry within its group, in input order."""
-    order = np.argsort(group, kind="stable")
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    rank = np.empty(len(group), np.int64)
-    rank[order] = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
-    return rank
-
-
-class HKMeansTokenizer:
+class HKMeansTokenizer(Tokenizer, HasRepresentations):
     """Graph RQ-VAE representation, hierarchical k-means codes."""
 
     name = "hkmeans"
 
-    def __init__(self, config: GraphRQVAEConfig = GraphRQVAEConfig()):
-        self.config = config
+    def __init__(self, config: GraphRQVAEConfig = GraphRQVAEConfig(), seed: int = 0):
+        self.config, self.seed = config, seed
 
-    def fit(self, data: InteractionData, progress: Progress | None = None) -> RecIDTable:
-        self.graph = GraphRQVAETokenizer(self.config)
-        self.graph.fit(data, progress)
-        cfg = self.config
-        codes = hierarchical_kmeans(self.graph.h_items, cfg.levels, cfg.codebook_size, cfg.seed)
-        return RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), collision=cfg.collision,
-                          seed=cfg.seed, codebook_size=cfg.codebook_size)
+    @property
+    def vocab_size(self) -> int:
+        return self.config.codebook_size
+
+    def fit_codes(self, data: InteractionData, progress: Progress | None = None) -> np.ndarray:
+        self.graph = GraphRQVAETokenizer(self.config, self.seed)
+        self.graph.fit_codes(data, progress)
+        return hierarchical_kmeans(self.graph.h_items, self.config.levels, self.config.codebook_size, self.seed)
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.graph.representations()

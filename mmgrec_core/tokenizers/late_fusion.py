@@ -3,36 +3,42 @@ separator token between modalities (LF++'s special tokens tell the generator whe
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..data.dataset import InteractionData
-from ..recid import RecIDTable
+from ..runtime import default_device
 from ..training import Progress
-from .rqvae import RQVAEConfig, RQVAETokenizer
+from .base import Tokenizer
+from .rqvae import RQVAEConfig, standardised_features, train_rqvae
 
 
-class LateFusionTokenizer:
+@dataclass(frozen=True)
+class LateFusionConfig(RQVAEConfig):
+    separator: bool = False       # a reserved token (= codebook_size) between modalities' codes
+
+
+class LateFusionTokenizer(Tokenizer):
     """Per-modality codes [I, M] side by side: [I, M x modalities (+ separators)]."""
 
     name = "late_fusion"
 
-    def __init__(self, config: RQVAEConfig = RQVAEConfig(), separator: bool = False):
-        self.config, self.separator = config, separator
+    def __init__(self, config: LateFusionConfig = LateFusionConfig(), seed: int = 0):
+        self.config, self.seed = config, seed
 
-    def fit(self, data: InteractionData, progress: Progress | None = None) -> RecIDTable:
+    @property
+    def vocab_size(self) -> int:
+        return self.config.codebook_size + int(self.config.separator)
+
+    def fit_codes(self, data: InteractionData, progress: Progress | None = None) -> np.ndarray:
         if not data.features:
             raise ValueError(f"{data.name} has no item features; late fusion needs at least one modality")
-        self.parts = {}
         blocks = []
         for k, name in enumerate(data.features):
-            tok = RQVAETokenizer(dataclasses.replace(self.config, seed=self.config.seed + k), modalities=[name])
-            self.parts[name] = tok
-            if blocks and self.separator:      # reserved token = codebook_size, never a codeword
+            if blocks and self.config.separator:      # reserved token = codebook_size, never a codeword
                 blocks.append(np.full((data.num_items, 1), self.config.codebook_size))
-            blocks.append(tok.fit_codes(data, progress))
-        codes = np.concatenate(blocks, 1)
-        cfg = self.config
-        return RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), collision=cfg.collision,
-                          seed=cfg.seed, codebook_size=cfg.codebook_size + int(self.separator))
+            x = torch.from_numpy(standardised_features(data, [name])).to(default_device())
+            blocks.append(train_rqvae(x, self.config, self.seed + k, progress).encode(x).cpu().numpy())
+        return np.concatenate(blocks, 1)

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import check_positive
 from ..data.dataset import InteractionData
 from ..quantize import ResidualQuantizer
-from ..recid import RecIDTable
 from ..runtime import default_device, seed_everything
 from ..training import Progress
+from .base import Explainable, HasRepresentations, Persistable, Tokenizer
 
 
 def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -106,58 +107,65 @@ class RQVAEConfig:
     batch_size: int = 1024
     steps: int = 2000             # training steps before the codebooks are re-seeded
     polish_steps: int = 300       # steps after re-seeding
-    collision: str = "popularity"
-    seed: int = 0
+
+    def __post_init__(self):
+        check_positive(self, "hidden_dim", "latent_dim", "levels", "codebook_size", "lr", "batch_size")
+        check_positive(self, "steps", "polish_steps", allow_zero=True)
 
 
-class RQVAETokenizer:
+def train_rqvae(x: torch.Tensor, config: RQVAEConfig, seed: int = 0, progress: Progress | None = None) -> RQVAE:
+    """An RQ-VAE fitted to the rows of x [N, d]: `steps` steps, codebooks re-seeded on all latents, then
+    `polish_steps` more (`RQVAE.settle`). The one fitting loop of every RQ-VAE on fixed inputs."""
+    cfg = config
+    seed_everything(seed)
+    rq = RQVAE(input_dim=x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim, levels=cfg.levels,
+               codebook_size=cfg.codebook_size).to(x.device)
+    opt = torch.optim.Adam(rq.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    rq.train()
+    for step in range(1, cfg.steps + 1):
+        loss = rq.train_step(x, opt, cfg.batch_size, gen)
+        if progress and step % 100 == 0:
+            progress(step, {"rqvae": loss})
+    rq.settle(x, opt, cfg.polish_steps, cfg.batch_size, gen)
+    return rq
+
+
+class RQVAETokenizer(Tokenizer, Persistable, Explainable, HasRepresentations):
     """RQ-VAE on the concatenated, standardised raw modality features (`modalities`: a subset, default all)."""
 
     name = "rqvae"
 
-    def __init__(self, config: RQVAEConfig = RQVAEConfig(), modalities: list[str] | None = None):
-        self.config, self.modalities = config, modalities
+    def __init__(self, config: RQVAEConfig = RQVAEConfig(), seed: int = 0, modalities: list[str] | None = None):
+        self.config, self.seed, self.modalities = config, seed, modalities
 
-    def fit(self, data: InteractionData, progress: Progress | None = None) -> RecIDTable:
-        codes = self.fit_codes(data, progress)
-        cfg = self.config
-        return RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), collision=cfg.collision,
-                          seed=cfg.seed, codebook_size=cfg.codebook_size)
+    @property
+    def vocab_size(self) -> int:
+        return self.config.codebook_size
 
     def fit_codes(self, data: InteractionData, progress: Progress | None = None) -> np.ndarray:
-        """Train and return semantic codes int64 [I, M]."""
-        cfg = self.config
-        seed_everything(cfg.seed)
-        rq = self._setup(data)
-        opt = torch.optim.Adam(rq.parameters(), lr=cfg.lr)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        rq.train()
-        for step in range(1, cfg.steps + 1):
-            loss = rq.train_step(self.x, opt, cfg.batch_size, gen)
-            if progress and step % 100 == 0:
-                progress(step, {"rqvae": loss})
-        rq.settle(self.x, opt, cfg.polish_steps, cfg.batch_size, gen)
+        self._inputs(data)
+        self.rqvae = train_rqvae(self.x, self.config, self.seed, progress)
         return self.encode(self.x).cpu().numpy()
 
-    def _setup(self, data: InteractionData) -> RQVAE:
-        """Standardised features on the device and an untrained RQ-VAE: shared by `fit_codes` and `restore`."""
-        cfg = self.config
+    def _inputs(self, data: InteractionData) -> None:
+        """Standardised features on the device (shared by `fit_codes` and `restore`)."""
         x = standardised_features(data, self.modalities)
         if x.shape[1] == 0:
             raise ValueError(f"{data.name} has no item features; the rqvae tokenizer needs at least one modality")
         self.x = torch.from_numpy(x).to(default_device())
         self.slices = modality_slices(data, self.modalities)
-        self.rqvae = RQVAE(input_dim=x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
-                           levels=cfg.levels, codebook_size=cfg.codebook_size).to(self.x.device)
-        return self.rqvae
+        self.data = data
 
     def state(self) -> dict[str, torch.Tensor]:
-        """The fitted weights (saved in a run as tokenizer.safetensors)."""
         return self.rqvae.state_dict()
 
     def restore(self, data: InteractionData, state: dict[str, torch.Tensor]) -> RQVAETokenizer:
-        """Rebuild a fitted tokenizer from `state` on the data it was fitted on (no training)."""
-        self._setup(data).load_state_dict(state)
+        self._inputs(data)
+        cfg = self.config
+        self.rqvae = RQVAE(input_dim=self.x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
+                           levels=cfg.levels, codebook_size=cfg.codebook_size).to(self.x.device)
+        self.rqvae.load_state_dict(state)
         self.rqvae.eval()
         return self
 
@@ -165,15 +173,34 @@ class RQVAETokenizer:
         """Codes of (possibly modified) standardised features [N, d]."""
         return self.rqvae.encode(x)
 
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The standardised features, each user the mean of their training items."""
+        return mean_user_vectors(self.data, self.x.cpu()), self.x.cpu()
+
     # ---- explanations ------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def trace(self, item: int) -> dict[str, torch.Tensor]:
-        """The quantizer's per-level record for one item (see `ResidualQuantizer.trace`)."""
         return self.rqvae.quantizer.trace(self.rqvae.encoder(self.x[item:item + 1]))
 
     @torch.no_grad()
     def ablations(self, item: int) -> dict[str, np.ndarray]:
-        """The item's semantic codes with each modality replaced by its mean."""
         return {name: self.encode(without(self.x, item, cols)[item:item + 1])[0].cpu().numpy()
                 for name, cols in self.slices.items()}
+
+    @torch.no_grad()
+    def quantizer_space(self) -> tuple[np.ndarray, np.ndarray]:
+        return quantizer_space(self.rqvae, self.x)
+
+
+def quantizer_space(rqvae: RQVAE, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(residuals [L, N, D] of the latents of x, codebooks [L, K, D]) as float32 arrays."""
+    q = rqvae.quantizer
+    return (q.residuals(rqvae.encoder(x)).float().cpu().numpy(), q.codebooks.detach().float().cpu().numpy())
+
+
+def mean_user_vectors(data: InteractionData, items: torch.Tensor) -> torch.Tensor:
+    """[U, F]: each user the mean of their training items' vectors items [I, F] (zeros without any)."""
+    m = data.matrix("train").astype(np.float32)
+    counts = np.maximum(np.asarray(m.sum(1)).ravel(), 1)
+    return torch.from_numpy(np.asarray((m @ items.numpy()) / counts[:, None], np.float32))

@@ -11,6 +11,7 @@ import torch
 from app import figures
 from app.state import selected_items
 from mmgrec_core.generator.beam import BeamStep
+from mmgrec_core.recid import RecIDTable
 
 
 def test_metrics_table_puts_mmgrec_first_and_orders_metrics():
@@ -56,20 +57,22 @@ def test_selected_items_reads_custom_data_and_expands_codewords():
 
 
 def test_recid_tree_has_one_leaf_per_item():
-    items = pd.DataFrame({"c1": [0, 0, 1], "c2": [0, 1, 0], "p": [0, 0, 0], "name": ["a", "b", "c"],
-                          "popularity": [5, 1, 0], "category": ["x", "x", "y"]})
-    nodes = figures.tree_nodes(items, levels=2, size="popularity", color="category")
+    table = RecIDTable.from_tokens(np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0]]), ["a", "b", "c"],
+                                   popularity=np.array([5, 1, 0]))
+    category = pd.Series(["x", "x", "y"], name="category")
+    nodes = table.tree_frame(category.to_numpy())
     assert nodes["id"].tolist() == ["0", "1", "0/0", "0/1", "1/0", "0/0/0", "0/1/0", "1/0/0"]
     assert nodes["parent"].tolist() == ["", "", "0", "0", "1", "0/0", "0/1", "1/0"]
-    assert nodes.loc[nodes["id"] == "0", "value"].item() == 6                  # popularity 5 + 1
+    assert nodes.loc[nodes["id"] == "0", "popularity"].item() == 6                  # popularity 5 + 1
     assert nodes.loc[nodes["id"] == "0", ["majority", "purity"]].values.tolist() == [["x", 1.0]]
     assert nodes.loc[nodes["id"] == "0/1/0", "label"].item() == "b"
-    fig = figures.recid_tree(items, levels=2, color="category")
+    fig = figures.recid_tree(table, color=category)
     tree = fig.data[-1]
     assert sum(i.count("/") == 2 for i in tree.ids) == 3                    # c1 / c2 / item
     assert {t.name for t in fig.data[:-1]} == {"x", "y"}                     # legend entries
     assert len(set(tree.marker.colors)) == 2
-    assert figures.recid_tree(items, levels=2, size="popularity", kind="treemap").data[-1].type == "treemap"
+    assert list(figures.recid_tree(table, size="popularity").data[-1].values[:2]) == [6, 0]
+    assert figures.recid_tree(table, size="popularity", kind="treemap").data[-1].type == "treemap"
 
 
 def test_explain_figures_and_stats_accept_empty_inputs():

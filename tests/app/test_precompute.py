@@ -1,5 +1,5 @@
 from app.precompute import main
-from mmgrec_core.projections import FILE
+from mmgrec_core.rundir import PROJECTIONS as FILE
 
 
 def test_precompute_writes_the_projections_and_refuses_a_bad_run(tiny_run, tmp_path, capsys):

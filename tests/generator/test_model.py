@@ -78,7 +78,7 @@ def test_loss_is_the_mean_token_cross_entropy_and_learns():
 
 
 def test_bad_options_are_refused():
-    with pytest.raises(ValueError, match="pe must be one of"):
+    with pytest.raises(ValueError, match="pe=.rotary.: must be one of"):
         GeneratorConfig(pe="rotary")
     with pytest.raises(ValueError, match="item_emb"):
         GeneratorConfig(item_emb="clip")
