@@ -38,13 +38,16 @@ TAXONOMY: dict[str, list[str]] = {
     "Art": ["Painting", "Drawing", "Sculpture", "Photography", "Calligraphy", "Animation", "Printmaking", "Origami"],
 }
 STYLES = ["Classic", "Modern", "Minimal", "Bold", "Cosy", "Retro", "Wild", "Elegant"]
+MODALITIES = ("visual", "acoustic", "textual")
+MAX_SIZE = 2_000_000                  # items or users: beyond this a laptop runs out of memory
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     items: int = 2000                 # catalog size
     users: int = 3000
-    interactions_per_user: float = 20.0  # mean; per-user counts are 5 + geometric
+    interactions_per_user: float = 20.0  # mean; per-user counts are min_interactions + geometric
+    min_interactions: int = 5         # fewest interactions a user has (before the split)
     clusters: int = 24                # hidden co-consumption clusters (no modality shows them)
     zipf: float = 1.0                 # popularity exponent: weight of the r-th most popular item ~ r^-zipf
     taste_share: float = 0.6          # share of a user's draws from their preferred subcategories
@@ -52,15 +55,43 @@ class DemoConfig:
     noise: float = 1.0                # scale of the per-item noise in every modality
     seed: int = 0
     split: str = "random"             # "random" (per-user 80/10/10) or "last" (leave-last-out by time)
+    modalities: str = "visual,acoustic,textual"   # which modalities the dataset keeps (all are generated)
+
+    def __post_init__(self):
+        for name, low, high in (("items", 2, MAX_SIZE), ("users", 1, MAX_SIZE), ("clusters", 1, 100_000),
+                                ("min_interactions", 1, 1000), ("seed", 0, 2**31 - 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise DatasetError(f"demo world: {name}={value!r} must be an integer in [{low}, {high}]")
+        for name, low, high in (("interactions_per_user", 1.0, 10_000.0), ("zipf", 0.0, 10.0),
+                                ("taste_share", 0.0, 1.0), ("cluster_share", 0.0, 1.0), ("noise", 0.0, 100.0)):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not low <= value <= high:      # NaN fails both
+                raise DatasetError(f"demo world: {name}={value!r} must be a number in [{low}, {high}]")
+        if self.taste_share + self.cluster_share > 1:
+            raise DatasetError(f"demo world: taste_share + cluster_share = {self.taste_share + self.cluster_share}"
+                               f" must be at most 1")
+        if self.split not in ("random", "last"):
+            raise DatasetError(f"demo world: split={self.split!r}; use split=random or split=last")
+        unknown = set(self.modality_names) - set(MODALITIES)
+        if unknown or not self.modality_names:
+            raise DatasetError(f"demo world: modalities={self.modalities!r}; choose from {', '.join(MODALITIES)} "
+                               f"(comma-separated, with '+' in a spec: modalities=visual+acoustic)")
+
+    @property
+    def modality_names(self) -> list[str]:
+        return [m for m in self.modalities.replace("+", ",").split(",") if m]
+
+
+# A world that behaves like short-video data (MMRec's TikTok): a median of 2-3 training items per user, a long
+# tail with cold items, and only two modalities, the informative one noisier. `demo:preset=sparse`.
+PRESETS = {"sparse": dict(items=8000, users=10000, interactions_per_user=4.0, min_interactions=2,
+                          modalities="visual,acoustic", noise=1.5)}
 
 
 def generate(config: DemoConfig = DemoConfig()) -> InteractionData:
     """Generate the demo world as a validated `InteractionData`."""
     cfg = config
-    if cfg.items < 2 or cfg.users < 1:
-        raise DatasetError(f"demo world needs >= 2 items and >= 1 user, got items={cfg.items}, users={cfg.users}")
-    if cfg.split not in ("random", "last"):
-        raise DatasetError(f"demo world: split={cfg.split!r}; use split=random or split=last")
     rng = np.random.default_rng(cfg.seed)
     n_cat, n_sub = len(TAXONOMY), len(next(iter(TAXONOMY.values())))
 
@@ -71,7 +102,8 @@ def generate(config: DemoConfig = DemoConfig()) -> InteractionData:
     cluster = rng.integers(0, cfg.clusters, cfg.items)
     weight = (1.0 + rng.permutation(cfg.items)) ** -cfg.zipf
 
-    features = _modalities(rng, cat, sub, style, n_cat, n_sub, cfg.noise)
+    features = _modalities(rng, cat, sub, style, n_cat, n_sub, cfg.noise)      # all three: the same draws
+    features = {name: features[name] for name in cfg.modality_names}
     users, items = _interactions(rng, cfg, sub, cluster, weight, n_cat, n_sub)
     timestamps = rng.permutation(len(users)).astype(np.int64)
     split = leave_last_out(users, timestamps) if cfg.split == "last" else random_split(users, cfg.seed)
@@ -119,7 +151,8 @@ def _modalities(rng: np.random.Generator, cat: np.ndarray, sub: np.ndarray, styl
 def _interactions(rng: np.random.Generator, cfg: DemoConfig, sub: np.ndarray, cluster: np.ndarray,
                   weight: np.ndarray, n_cat: int, n_sub: int) -> tuple[np.ndarray, np.ndarray]:
     """Draw (user, item) pairs from taste, hidden cluster and global popularity; duplicates are dropped."""
-    n_per_user = 5 + rng.geometric(1.0 / max(cfg.interactions_per_user - 4.0, 1.0), cfg.users) - 1
+    low = cfg.min_interactions
+    n_per_user = low + rng.geometric(1.0 / max(cfg.interactions_per_user - low + 1.0, 1.0), cfg.users) - 1
     n_draws = (n_per_user * 1.6).astype(np.int64)      # oversample: repeated draws of an item are dropped
     user = np.repeat(np.arange(cfg.users), n_draws)
 

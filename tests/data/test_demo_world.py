@@ -149,8 +149,25 @@ def test_split_last_via_spec_is_leave_last_out():
 def test_bad_options_are_dataset_errors():
     with pytest.raises(DatasetError, match=r"split='lats'"):
         load_dataset("demo:items=300,users=200,split=lats")
-    with pytest.raises(DatasetError, match=r">= 2 items.*items=1"):
-        load_dataset("demo:items=1")
+    for spec, message in (("demo:items=1", "items=1 must be an integer in [2, "),
+                          ("demo:seed=-1", "seed=-1 must be an integer"), ("demo:clusters=0", "clusters=0"),
+                          ("demo:zipf=nan", "zipf=nan must be a number"), ("demo:items=1e8", "is not a int"),
+                          ("demo:items=100000000", "items=100000000 must be"),
+                          ("demo:modalities=smell", "modalities='smell'"), ("demo:preset=huge", "preset='huge'")):
+        with pytest.raises(DatasetError, match=re.escape(message)):
+            load_dataset(spec)
+
+
+def test_the_sparse_preset_behaves_like_short_video_data():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        d = load_dataset("demo:preset=sparse")
+    assert set(d.features) == {"visual", "acoustic"} and (d.num_items, d.num_users) == (8000, 10000)
+    train_per_user = np.bincount(d.pairs("train")[0], minlength=d.num_users)
+    assert 2 <= np.median(train_per_user) <= 3
+    test_items = d.pairs("test")[1]
+    assert 0.05 <= (d.popularity[test_items] == 0).mean() <= 0.10          # cold test items
+    assert load_dataset("demo:preset=sparse,items=3000").num_items == 3000  # options still apply
 
 
 def test_tiny_worlds_validate_or_fail_with_a_dataset_error():
