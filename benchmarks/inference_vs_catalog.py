@@ -80,7 +80,7 @@ def measure(size: int, args: argparse.Namespace, device: torch.device) -> list[d
     users = torch.randperm(data.num_users, generator=gen)[: args.batch].to(device)
     seen = UserItems(data, device=device)
     model = RecIDGenerator(GeneratorConfig(), torch.randn(size, DIM, generator=gen),
-                           torch.randn(data.num_users, DIM, generator=gen), table.trie.vocab).to(device).eval()
+                           table.trie.vocab).to(device).eval()
     rec = MMGRec(model, table, seen, beam=args.beam, batch_size=args.batch)
     user_emb = torch.randn(data.num_users, DIM, generator=gen).to(device)
     item_emb = torch.randn(size, DIM, generator=gen).to(device)

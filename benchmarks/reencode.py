@@ -40,7 +40,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     data = load_dataset(f"demo:items={args.items},users={args.users}")
     print(data, "device:", default_device(), "threads:", torch.get_num_threads())
-    graph = make_tokenizer("graph_rqvae", epochs=1, polish_steps=50)
+    graph = make_tokenizer("graph_rqvae", steps=50, polish_steps=50)
     graph.fit(data)
     t = timed(lambda: graph.encode(graph.item_representations()))
     print(f"graph_rqvae: re-encode {args.items:,} items in {t:.3f} s ({t / args.items * 1e6:.2f} us/item)")

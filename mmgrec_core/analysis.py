@@ -42,7 +42,6 @@ class SweepConfig:
     levels: tuple[int, ...] = LEVELS
     steps: int = 400              # RQ-VAE steps per point (then k-means re-seed and `polish_steps`)
     polish_steps: int = 100
-    graph_epochs: int = 30        # Graph RQ-VAE epochs for the shared representation
     seed: int = 0
 
 
@@ -112,8 +111,8 @@ def sweep(data: InteractionData, config: SweepConfig = SweepConfig(),
 def _representations(data: InteractionData, cfg: SweepConfig, device: torch.device) -> dict:
     out: dict = {}
     if {"graph_rqvae", "hkmeans"} & set(cfg.tokenizers):
-        graph = GraphRQVAETokenizer(GraphRQVAEConfig(epochs=cfg.graph_epochs), seed=cfg.seed)
-        graph.fit_codes(data)
+        graph = GraphRQVAETokenizer(GraphRQVAEConfig(), seed=cfg.seed)
+        graph.represent(data)                                # the representation: no training needed
         out["graph"] = graph.h_items
     out["raw"] = torch.from_numpy(standardised_features(data)).to(device)
     out["modalities"] = [torch.from_numpy(standardised_features(data, [m])).to(device) for m in data.features]

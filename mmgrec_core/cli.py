@@ -17,7 +17,7 @@ from .data.dataset import DatasetError
 from .data.loaders import load_dataset
 from .files import read_json
 from .recid import COLLISIONS
-from .rundir import METRICS, REC_IDS, TOKENIZER_STATS, RunDir
+from .rundir import CONFIG, METRICS, REC_IDS, TOKENIZER_STATS, RunDir
 from .runs import load_run
 from .tokenizers import TOKENIZERS
 
@@ -115,7 +115,7 @@ def train(args: argparse.Namespace) -> int:
         if args.config or args.set or args.dataset or args.seed is not None:
             raise RunError("--resume continues the run exactly as configured; drop the other options")
         out = args.resume
-        metrics = train_run(out, resume=True, progress=_progress(bars))
+        metrics = train_run(out, resume=True, progress=_progress(bars, RunDir(out).config() if RunDir(out).has(CONFIG) else None))
     else:
         out = args.out
         config = _read_config(args.config) if args.config else {}
@@ -127,7 +127,7 @@ def train(args: argparse.Namespace) -> int:
         if out.exists() and not out.is_dir():
             raise RunError(f"--out {out} is a file; give a directory for the run")
         print(f"dataset {config.dataset}, tokenizer {config.tokenizer.name}, pe {config.generator.pe}")
-        metrics = train_run(out, config, progress=_progress(bars))
+        metrics = train_run(out, config, progress=_progress(bars, config))
     _close(bars)
     print(format_table(metrics))
     print(f"wrote run {out}")
@@ -144,19 +144,25 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _bars(bars: dict[str, tqdm], unit: str = "step"):
-    """report(stage) -> a progress callback that feeds one tqdm bar per stage."""
+def _bars(bars: dict[str, tqdm], unit: str = "step", totals: dict[str, int] | None = None):
+    """report(stage) -> a progress callback that feeds one tqdm bar per stage (with its total when known)."""
     def report(stage: str):
         def progress(step: int, info: dict[str, float]) -> None:
-            bar = bars.setdefault(stage, tqdm(desc=stage, unit=unit, leave=False))
+            if stage not in bars:
+                bars[stage] = tqdm(desc=stage, unit=unit, leave=False, total=(totals or {}).get(stage))
+            bar = bars[stage]
             bar.set_postfix({k: round(v, 4) for k, v in info.items() if k != "seconds"}, refresh=False)
             bar.update()
         return progress
     return report
 
 
-def _progress(bars: dict[str, tqdm]):
-    report = _bars(bars)
+def _progress(bars: dict[str, tqdm], config=None):
+    totals = {} if config is None else {"generator": config.training.epochs}
+    steps = getattr(config.tokenizer.options, "steps", 0) if config is not None else 0
+    if steps >= 100:                                        # RQ-VAE tokenizers report every 100 steps
+        totals["tokenizer"] = steps // 100
+    report = _bars(bars, totals=totals)
     return lambda stage, step, info: report(stage)(step, info)
 
 

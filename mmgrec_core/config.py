@@ -60,6 +60,7 @@ class TokenizerSection:
 @dataclass(frozen=True)
 class BaselinesConfig:
     models: tuple[str, ...] = MODELS    # trained and evaluated on the same split, beside the generator
+    tune: bool = True                   # MF / LightGCN: search `baselines.GRIDS` on this dataset's validation split
 
     def __post_init__(self):
         bad = [m for m in self.models if m not in MODELS]

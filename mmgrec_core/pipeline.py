@@ -36,7 +36,7 @@ from .rundir import (
 from .runs import build_generator, make_run_tokenizer
 from .runtime import default_device, seed_everything
 from .tokenizers import HasRepresentations, Persistable, Tokenizer, table_stats
-from .tokenizers.rqvae import mean_user_vectors, standardised_features
+from .tokenizers.rqvae import standardised_features
 from .train import fit_generator
 
 # (stage, step, info): stage is "tokenizer", "generator" or a baseline's name; the CLI feeds tqdm, the app a bar
@@ -94,8 +94,7 @@ def tokenize(run: RunDir, config: RunConfig, data: InteractionData, progress=Non
     start = time.perf_counter()
     table = tokenizer.fit(data, record, collision=config.tokenizer.collision, seed=config.seed)
     seconds = time.perf_counter() - start
-    users, items = generator_inputs(tokenizer, data)
-    reps = {"users": users.float().cpu(), "items": items.float().cpu()}
+    reps = {"items": generator_inputs(tokenizer, data).float().cpu()}
     if isinstance(tokenizer, Persistable):
         run.write_tensors(TOKENIZER, tokenizer.state())
     run.write_tensors(REPRESENTATIONS, reps)
@@ -108,13 +107,12 @@ def tokenize(run: RunDir, config: RunConfig, data: InteractionData, progress=Non
     return table, reps
 
 
-def generator_inputs(tokenizer: Tokenizer, data: InteractionData) -> tuple[torch.Tensor, torch.Tensor]:
-    """(users [U, F], items [I, F]) for the generator: the tokenizer's own representations when it has them,
-    else the standardised features, with each user the mean of their training items."""
+def generator_inputs(tokenizer: Tokenizer, data: InteractionData) -> torch.Tensor:
+    """Item vectors [I, F] for the generator: the tokenizer's own representations when it has them, else the
+    standardised features."""
     if isinstance(tokenizer, HasRepresentations):
         return tokenizer.representations()
-    items = torch.from_numpy(standardised_features(data))
-    return mean_user_vectors(data, items), items
+    return torch.from_numpy(standardised_features(data))
 
 
 def run_generator(run: RunDir, config: RunConfig, data: InteractionData, table: RecIDTable,
@@ -143,7 +141,8 @@ def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=
             continue
         seed = {} if name in ("popularity", "ease") else {"seed": config.seed}
         try:
-            model, metrics["models"][name] = train_baseline(name, data, progress=report(name), **seed)
+            model, metrics["models"][name] = train_baseline(name, data, progress=report(name),
+                                                            tune=config.baselines.tune, **seed)
         except ValueError as e:             # e.g. EASE on a catalog too large for a dense item-item matrix
             metrics.setdefault("skipped", {})[name] = str(e)
         else:

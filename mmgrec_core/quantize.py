@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -100,6 +101,36 @@ def code_perplexity(codes: Tensor, codebook_size: int) -> list[float]:
     for m in range(codes.shape[1]):
         p = torch.bincount(codes[:, m], minlength=codebook_size).double() / codes.shape[0]
         out.append(float(torch.exp(-(p * p.clamp_min(1e-30).log()).sum())))
+    return out
+
+
+def balanced_last_level(codes: Tensor, residual: Tensor, codebook: Tensor) -> Tensor:
+    """codes [N, L] with the last level reassigned so that items sharing codes[:, :-1] take distinct last codes.
+
+    Within each such group the last code is a minimum-distance linear assignment of the group's last residuals
+    [N, D] to the codewords of the last codebook [K, D] (Hungarian, scipy). A group larger than K keeps the K
+    best-placed items distinct and leaves the rest on their nearest codeword (the collision token separates them).
+    Only groups that collide are solved: a python loop over them, each a small dense problem.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    out = codes.clone()
+    prefix, last = codes[:, :-1].cpu().numpy(), codes[:, -1].cpu().numpy()
+    if prefix.shape[1]:
+        _, group, size = np.unique(prefix, axis=0, return_inverse=True, return_counts=True)
+        group = group.ravel()
+    else:                                                       # one level: all items share the empty prefix
+        group, size = np.zeros(len(codes), np.int64), np.array([len(codes)])
+    clash = np.flatnonzero(size[group] > 1)
+    if len(clash) == 0:
+        return out
+    order = clash[np.argsort(group[clash], kind="stable")]
+    bounds = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1], True])
+    dist = sq_dist(residual[torch.from_numpy(order).to(residual.device)], codebook).cpu().numpy()   # [C, K]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        rows, cols = linear_sum_assignment(dist[a:b])
+        last[order[a:b][rows]] = cols
+    out[:, -1] = torch.from_numpy(last).to(codes.device)
     return out
 
 
@@ -196,12 +227,19 @@ class ResidualQuantizer(nn.Module):
         level = torch.arange(self.levels, device=codes.device)
         return self.codebooks[level, codes].sum(1)                            # [N, L, D] -> [N, D]
 
-    def _levels(self, z: Tensor):
-        """Per level m: (residual r_m [N, D], two nearest codewords (idx, dist) [N, <= 2]); r_{m+1} subtracts
-        the nearest. The one recursion behind `trace` and `residuals`."""
+    def _levels(self, z: Tensor, codes: Tensor | None = None):
+        """Per level m: (residual r_m [N, D], chosen and runner-up codewords (idx, dist) [N, <= 2]); r_{m+1}
+        subtracts the chosen one: the nearest, or `codes[:, m]` when codes [N, L] are given (balanced codes).
+        The one recursion behind `trace` and `residuals`."""
         residual = z
         for m in range(self.levels):
             idx, dist = _nearest(residual, self.codebooks[m])
+            if codes is not None:
+                chosen = codes[:, m]
+                d = sq_dist(residual, self.codebooks[m])                           # [N, K]
+                other = d.scatter(1, chosen[:, None], float("inf")).min(1)
+                idx = torch.stack([chosen, other.indices], 1)[:, :idx.shape[1]]
+                dist = torch.stack([d.gather(1, chosen[:, None])[:, 0], other.values], 1)[:, :idx.shape[1]]
             yield residual, idx, dist
             residual = residual - self.codebooks[m][idx[:, 0]]
 
@@ -211,8 +249,9 @@ class ResidualQuantizer(nn.Module):
         return torch.stack([r for r, _, _ in self._levels(z)])
 
     @torch.no_grad()
-    def trace(self, z: Tensor) -> dict[str, Tensor]:
-        """Per level, what was chosen and what nearly was: the raw material of explanations.
+    def trace(self, z: Tensor, codes: Tensor | None = None) -> dict[str, Tensor]:
+        """Per level, what was chosen (the nearest codeword, or `codes` [N, L]) and the best alternative: the raw
+        material of explanations.
 
         Returns codes, dist (squared distance of the residual to its codeword), runner_up and runner_up_dist
         (the second-nearest codeword; -1 / inf when codebook_size = 1), each [N, L], and residual_norm
@@ -220,7 +259,7 @@ class ResidualQuantizer(nn.Module):
         """
         out: dict[str, list[Tensor]] = {k: [] for k in ("codes", "dist", "runner_up", "runner_up_dist")}
         norms = []
-        for m, (residual, idx, dist) in enumerate(self._levels(z)):
+        for m, (residual, idx, dist) in enumerate(self._levels(z, codes)):
             if idx.shape[1] == 1:
                 idx = torch.cat([idx, torch.full_like(idx, -1)], 1)
                 dist = torch.cat([dist, torch.full_like(dist, float("inf"))], 1)

@@ -114,6 +114,12 @@ class PrefixTrie:
         """[start, end) ranges [B] of `items` under each prefix."""
         return self.bounds[depth][prefix_ids], self.bounds[depth][prefix_ids + 1]
 
+    def item_paths(self) -> Tensor:
+        """int64 [I, T + 1]: each item's prefix id at every depth 0 (the root) .. T (its leaf)."""
+        rank = torch.empty_like(self.items)
+        rank[self.items] = torch.arange(len(self.items), device=self.items.device)
+        return torch.stack([torch.searchsorted(b, rank, right=True) - 1 for b in self.bounds], 1)
+
     def item_of_leaf(self, leaf_ids: Tensor) -> Tensor:
         """Item ids [B] of leaves (depth T prefix ids); -1 stays -1."""
         return torch.where(leaf_ids >= 0, self.items[leaf_ids.clamp_min(0)], -1)

@@ -50,7 +50,7 @@ def build_generator(config: RunConfig, representations: dict[str, torch.Tensor],
                     ) -> RecIDGenerator:
     """An untrained generator shaped for this run's Rec-IDs and representations."""
     vocab = tuple(int(v) for v in table.trie.vocab)
-    return RecIDGenerator(config.generator, representations["items"], representations["users"], vocab)
+    return RecIDGenerator(config.generator, representations["items"], vocab)
 
 
 def load_run(path: str | Path, data: InteractionData | None = None) -> Run:

@@ -1,13 +1,17 @@
-"""Training the Rec-ID generator: teacher forcing, early stopping on validation Recall@10, atomic checkpoints.
+"""Training the Rec-ID generator: several held-out targets per encoded history, warm-up and cosine decay, early
+stopping on validation NDCG@10, atomic checkpoints.
 
-Every epoch draws its shuffling, history sampling and dropout from seeds derived from (seed, epoch), and the
-checkpoint holds the model, optimizer and early-stopping state, so `resume` after a kill ends with the same
-weights as an uninterrupted run.
+One step takes `batch_size` users, splits each one's training items into an input and held-out targets
+(`generator.history.split_histories`), encodes each input once and decodes all its targets against it. An epoch
+visits every user with a training item once. Every epoch draws its order, splits and dropout from seeds derived
+from (seed, epoch), and the checkpoint holds the model, optimizer, schedule and early-stopping state, so `resume`
+after a kill ends with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +25,7 @@ from .data.sampling import UserItems
 from .evaluate import evaluate
 from .files import atomic_write_bytes
 from .generator.beam import DecodingConfig
-from .generator.history import histories
+from .generator.history import split_histories
 from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
 from .recid import RecIDTable
@@ -30,20 +34,24 @@ from .training import EarlyStopping, Progress
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 256
-    epochs: int = 60
-    patience: int = 8               # evaluations without a better validation Recall@10
-    eval_every: int = 1
+    lr: float = 2e-3                # peak learning rate (AdamW), reached after the warm-up
+    weight_decay: float = 0.05      # on weight matrices; embeddings, biases and norms get none
+    warmup: float = 0.05            # share of all steps spent warming up; then cosine decay to zero
+    batch_size: int = 32            # users per step
+    epochs: int = 20
+    keep_min: float = 0.2           # each user keeps a share drawn from U(keep_min, keep_max) of their items
+    keep_max: float = 0.8           # as input; the rest are the targets of that step
+    max_targets: int = 32           # held-out targets decoded per user and step
+    eval_every: int = 2             # epochs between validation checks (and at the last epoch)
+    patience: int = 3               # checks without a better validation NDCG@10 before stopping
     valid_users: int = 1000         # validation subset for early stopping (beam search is the costly part)
-    history_dropout: float = 0.5    # share of input items hidden per training instance: without it the model
-                                    # learns to name the one item missing from a memorised set, and overfits
 
     def __post_init__(self):
-        check_positive(self, "lr", "batch_size", "patience", "eval_every", "valid_users")
+        check_positive(self, "lr", "batch_size", "max_targets", "eval_every", "patience", "valid_users")
         check_positive(self, "weight_decay", "epochs", allow_zero=True)
-        check_range(self, "history_dropout", 0.0, 1.0, high_open=True)
+        check_range(self, "warmup", 0.0, 1.0, high_open=True)
+        check_range(self, "keep_min", 0.0, 1.0)
+        check_range(self, "keep_max", self.keep_min, 1.0)
 
 
 def validation_users(data: InteractionData, n: int, seed: int) -> np.ndarray:
@@ -62,20 +70,23 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
     With `checkpoint`, the state is saved there after every epoch and training continues from an existing
     checkpoint instead of starting over.
     """
-    cfg, n_history = training, model.config.max_history
+    cfg = training
     device = next(model.parameters()).device
     seen = UserItems(data, device=device)
-    targets = torch.tensor(table.tokens, device=device)
-    u_all, i_all = (torch.from_numpy(a).to(device) for a in data.pairs("train"))
-    history_len = (seen.indptr[u_all + 1] - seen.indptr[u_all] - 1).clamp_max(n_history).cpu()
-    valid_users = torch.from_numpy(validation_users(data, cfg.valid_users, seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trie = table.trie.to(device)
+    tokens = torch.tensor(table.tokens, device=device)                  # [I, T]
+    paths = trie.item_paths()                                              # [I, T + 1] prefix ids
+    users = torch.from_numpy(np.unique(data.pairs("train")[0]))
+    valid_users = validation_users(data, cfg.valid_users, seed)
+    opt = _optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(users) / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps_per_epoch * cfg.epochs))
     stopper, rows, start_epoch = EarlyStopping(cfg.patience), [], 1
-    path = checkpoint
-    if path and path.exists():
-        state = torch.load(path, map_location=device, weights_only=True)
+    if checkpoint and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
         stopper.load_state_dict(state["stopper"])
         rows, start_epoch = state["history"], state["epoch"] + 1
     use_amp = device.type == "cuda"
@@ -84,34 +95,37 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         if stop:
             break
         tic = time.perf_counter()
-        torch.manual_seed(seed * 100_003 + epoch)                     # dropout
-        gen = torch.Generator().manual_seed(seed * 100_019 + epoch)   # order and history sampling
+        torch.manual_seed(seed * 100_003 + epoch)                         # dropout
+        gen = torch.Generator().manual_seed(seed * 100_019 + epoch)       # order and splits
         model.train()
         total = 0.0
-        for idx in length_buckets(history_len, cfg.batch_size, gen):
-            idx = idx.to(device)
-            users, items = u_all[idx], i_all[idx]
-            history = histories(seen, users, n_history, exclude=items, generator=gen)
-            if cfg.history_dropout:                                       # see TrainingConfig.history_dropout
-                history = history.masked_fill(torch.rand(history.shape, generator=gen).to(device)
-                                              < cfg.history_dropout, 0)
+        order = users[torch.randperm(len(users), generator=gen)]
+        for s in range(0, len(order), cfg.batch_size):
+            batch = order[s:s + cfg.batch_size].to(device)
+            history, targets, mask = split_histories(seen, batch, model.config.max_history, cfg.max_targets,
+                                                     (cfg.keep_min, cfg.keep_max), gen)
+            history, targets, mask = history.to(device), targets.to(device), mask.to(device)
+            owner, items = mask.nonzero(as_tuple=True)[0], targets[mask]        # [n]: row in batch, item
+            valid = [trie.valid_next(d, paths[items, d]) for d in range(trie.depth)]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.loss(history, users, targets[items])
+                loss = model.loss(history, owner, tokens[items], valid)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
-        row = {"stage": "generator", "epoch": epoch, "loss": total / len(u_all)}
+            schedule.step()
+            total += loss.item()
+        row = {"stage": "generator", "epoch": epoch, "loss": total / steps_per_epoch}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             metrics = evaluate(MMGRec(model, table, seen, beam=decoding.beam), data, "valid", ks=(10, 20),
-                               users=valid_users.numpy())
+                               users=valid_users)
             row.update({f"valid_{k}": v for k, v in metrics.items()})
-            stop = stopper.step(metrics["recall@10"], epoch, model)
+            stop = stopper.step(metrics["ndcg@10"], epoch, model)
         row["seconds"] = time.perf_counter() - tic
         rows.append(row)
-        if path:
-            save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                   "stopper": stopper.state_dict(), "history": rows, "epoch": epoch})
+        if checkpoint:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                         "schedule": schedule.state_dict(), "stopper": stopper.state_dict(),
+                                         "history": rows, "epoch": epoch})
         if progress:
             progress(epoch, {k: v for k, v in row.items() if k not in ("stage", "epoch")})
     stopper.restore(model)
@@ -119,21 +133,19 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
     return rows
 
 
-def length_buckets(lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
-                   chunk: int = 50) -> list[torch.Tensor]:
-    """Random batches of instance indices in which histories have similar lengths.
+def _optimizer(model: RecIDGenerator, cfg: TrainingConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only: decaying embeddings pulls rare items to the origin."""
+    decay, rest = [], []
+    for name, p in model.named_parameters():
+        is_matrix = p.ndim >= 2 and not name.startswith(("item_table", "tokens", "level"))
+        (decay if is_matrix else rest).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
 
-    A batch is padded to its longest history; on a Zipf-like catalog most histories are short, so random
-    batches are mostly padding. Shuffle, sort by length within chunks of `chunk` batches, cut, shuffle batches.
-    """
-    order = torch.randperm(len(lengths), generator=generator)
-    span = batch_size * chunk
-    parts = []
-    for s in range(0, len(order), span):
-        piece = order[s:s + span]
-        parts.append(piece[torch.sort(lengths[piece], stable=True).indices])
-    batches = list(torch.cat(parts).split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+def _warmup_cosine(cfg: TrainingConfig, total: int):
+    warm = max(1, int(cfg.warmup * total))
+    return lambda step: min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(total, 1))))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

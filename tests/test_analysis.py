@@ -4,7 +4,7 @@ from mmgrec_core.analysis import SweepConfig, cached_sweep, sweep
 from mmgrec_core.data.loaders import load_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
-TINY = SweepConfig(codebooks=(4, 16), levels=(2, 3), steps=50, polish_steps=20, graph_epochs=1)
+TINY = SweepConfig(codebooks=(4, 16), levels=(2, 3), steps=50, polish_steps=20)
 
 
 def test_sweep_rows_trends_and_cache(tmp_path, monkeypatch):

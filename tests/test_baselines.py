@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmgrec_core.baselines import EASE, LightGCN, Popularity, make_baseline, run_baseline
+from mmgrec_core.baselines import EASE, LightGCN, Popularity, make_baseline, train_baseline
 from mmgrec_core.data.loaders import load_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
@@ -71,8 +71,19 @@ def test_ease_refuses_a_catalog_too_large():
 
 
 def test_trained_models_beat_popularity_and_runs_repeat(data):
-    pop = run_baseline("popularity", data)["valid"]["recall@20"]
-    ease = run_baseline("ease", data)["valid"]["recall@20"]
-    lgcn = run_baseline("lightgcn", data, **FAST)
+    pop = train_baseline("popularity", data)[1]["valid"]["recall@20"]
+    ease = train_baseline("ease", data)[1]["valid"]["recall@20"]
+    lgcn = train_baseline("lightgcn", data, **FAST)[1]
     assert ease > pop and lgcn["valid"]["recall@20"] > pop
-    assert run_baseline("lightgcn", data, **FAST)["test"] == lgcn["test"]
+    assert train_baseline("lightgcn", data, **FAST)[1]["test"] == lgcn["test"]
+
+
+def test_tuning_keeps_the_setting_with_the_best_validation_recall(data, monkeypatch):
+    import mmgrec_core.baselines as b
+    monkeypatch.setitem(b.GRIDS, "mf", [{"reg": 1e-4}, {"reg": 3.0}])      # a sane L2 and one that kills MF
+    model, entry = train_baseline("mf", data, tune=True, **FAST)
+    scores = [t["valid_recall@20"] for t in entry["tuning"]]
+    assert [t["reg"] for t in entry["tuning"]] == [1e-4, 3.0] and scores[0] > scores[1]
+    assert model.config.reg == 1e-4 and entry["tune_seconds"] >= entry["train_seconds"]
+    assert round(entry["valid"]["recall@20"], 4) == scores[0]
+    assert [t["lambda"] for t in train_baseline("ease", data)[1]["tuning"]] == list(b.EASEConfig().lambdas)

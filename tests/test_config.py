@@ -27,10 +27,10 @@ def test_keys_resolve_against_the_schema():
 
 
 @pytest.mark.parametrize("sets, message", [
-    (["epochs=5"], "ambiguous: write tokenizer.epochs or training.epochs"),
-    (["lr=1e-3"], "ambiguous"),
-    (["steps=5"], "unknown option 'steps'"),                       # graph_rqvae counts epochs, not steps
-    (["tokenizer.steps=5"], "tokenizer.steps"),
+    (["lr=1e-3"], "ambiguous: write tokenizer.lr or training.lr"),
+    (["separator=true"], "unknown option 'separator'"),            # only late_fusion has separators
+    (["epochs=0.5"], "training.epochs=0.5: expected an integer"),
+    (["tokenizer.epochs=5"], "unknown option 'tokenizer.epochs'"),
     (["training.epochs=abc"], "expected an integer"),
     (["training.epochs=2.5"], "expected an integer"),
     (["training.lr=-1"], "lr=-1.0: must be a number > 0"),
@@ -38,7 +38,7 @@ def test_keys_resolve_against_the_schema():
     (["generator.dim=15"], "divisible by heads"),
     (["seed=-1"], "seed=-1: must be an integer"),
     (["dropout=1.5"], "dropout=1.5: must lie in"),
-    (["user_token=maybe"], "expected true or false"),
+    (["baselines.tune=maybe"], "expected true or false"),
     (["baselines=svd"], "unknown ['svd']"),
     (["nonsense"], "expects KEY=VALUE"),
 ])

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.Datase
 @pytest.fixture(scope="module", params=["graph_rqvae", "rqvae"])
 def fitted(request):
     data = load_dataset("demo:items=200,users=200,seed=6")
-    fast = {"graph_rqvae": {"epochs": 2}, "rqvae": {"steps": 200}}[request.param]
+    fast = {"graph_rqvae": {"steps": 200}, "rqvae": {"steps": 200}}[request.param]
     tok = make_tokenizer(request.param, codebook_size=8, **fast)
     return data, tok, tok.fit(data)
 

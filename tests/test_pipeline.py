@@ -13,8 +13,8 @@ from mmgrec_core.runs import RunError, load_run, load_tensors
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
 
 TINY = {"dataset": "demo:items=120,users=150,seed=5", "seed": 3,
-        "tokenizer": {"codebook_size": 8, "epochs": 2, "polish_steps": 30},
-        "generator": {"dim": 16}, "training": {"epochs": 3, "patience": 10, "valid_users": 50, "batch_size": 256},
+        "tokenizer": {"codebook_size": 8, "steps": 100, "polish_steps": 30},
+        "generator": {"dim": 16}, "training": {"epochs": 3, "eval_every": 1, "patience": 10, "valid_users": 50},
         "baselines": ["popularity"]}
 
 
@@ -87,11 +87,12 @@ def test_cli_recommend_json(run_dir, capsys):
     (["train", "--out", "x", "--set", "nonsense=1"], "unknown option"),
     (["train", "--out", "x", "--set", "pe=rotary"], "pe='rotary': must be one of"),
     (["train", "--out", "x", "--set", "tokenizer.name=bpe"], "tokenizer.name='bpe': must be one of"),
-    (["train", "--out", "x", "--set", "epochs=5"], "ambiguous: write tokenizer.epochs or training.epochs"),
+    (["train", "--out", "x", "--set", "lr=1e-3"], "ambiguous: write tokenizer.lr or training.lr"),
     (["train", "--out", "x", "--set", "training.epochs=abc"], "expected an integer"),
     (["train", "--out", "x", "--set", "training.lr=-1"], "lr=-1.0: must be a number > 0"),
 ])
-def test_cli_errors_are_one_line_and_exit_2(args, message, capsys):
+def test_cli_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                               # a case that wrongly trains writes nowhere that matters
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

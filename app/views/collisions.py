@@ -45,16 +45,15 @@ with st.expander("Sweep settings", expanded=False):
     tokenizers = a.multiselect("Tokenizers", SWEEP_TOKENIZERS, default=list(SWEEP_TOKENIZERS), key="sweep_tokenizers")
     codebooks = b.multiselect("Codebook sizes", CODEBOOKS, default=list(CODEBOOKS), key="sweep_codebooks")
     levels = c.multiselect("Levels", LEVELS, default=list(LEVELS), key="sweep_levels")
-    d, e, f = st.columns(3)
+    d, e = st.columns(2)
     default = SweepConfig()
     steps = d.number_input("RQ-VAE steps per point", 1, 10_000, default.steps, key="sweep_steps")
     polish = e.number_input("Polish steps", 0, 10_000, default.polish_steps, key="sweep_polish")
-    graph_epochs = f.number_input("Graph RQ-VAE epochs", 1, 500, default.graph_epochs, key="sweep_graph_epochs")
 if not (tokenizers and codebooks and levels):
     st.info("Choose at least one tokenizer, codebook size and number of levels.")
     st.stop()
 config = SweepConfig(tokenizers=tuple(tokenizers), codebooks=tuple(sorted(codebooks)), levels=tuple(sorted(levels)),
-                     steps=int(steps), polish_steps=int(polish), graph_epochs=int(graph_epochs),
+                     steps=int(steps), polish_steps=int(polish),
                      seed=run.config.seed)
 result = cached_sweep(run.data, config)
 shipped = run.path / SWEEP                  # written by `python app/precompute.py RUN --sweep`

@@ -32,17 +32,15 @@ with st.form("train"):
     levels = d.number_input("Levels", 1, 6, 3)
     codebook = e.number_input("Codewords per level", 2, 1024, 32, key="train_codebook")
     f, g, h = st.columns(3)
-    tok_epochs = f.number_input("Tokenizer epochs (graph tokenizers) / steps (RQ-VAE)", 1, 10_000, 5,
-                            key="train_tok_epochs")
+    tok_epochs = f.number_input("Tokenizer RQ-VAE steps", 1, 5_000, 300, key="train_tok_epochs")
     gen_epochs = g.number_input("Generator epochs", 1, 500, 5, key="train_gen_epochs")
     dim = h.selectbox("Generator width", [16, 32, 64, 128], index=2, key="train_dim")
     baselines = st.multiselect("Baselines beside it", MODELS, default=["popularity"])
     submitted = st.form_submit_button("Train", type="primary")
 
-steps_key = "epochs" if tokenizer in ("graph_rqvae", "hkmeans") else "steps"
 config = {"dataset": dataset.strip(),
           "tokenizer": {"name": tokenizer, "levels": int(levels), "codebook_size": int(codebook),
-                        steps_key: int(tok_epochs)},
+                        **({} if tokenizer == "hkmeans" else {"steps": int(tok_epochs)})},
           "generator": {"dim": int(dim)},
           "training": {"epochs": int(gen_epochs)},
           "baselines": {"models": list(baselines)}}

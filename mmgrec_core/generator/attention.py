@@ -77,27 +77,42 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Pre-norm decoder layer over W beams per user: x [B, W, t, D] against one memory [B, N, D] per user.
+    """Pre-norm decoder layer over R prefixes x [R, t, D], row r reading the memory of user `rows[r]`.
 
-    Self-attention is causal within each beam; cross-attention treats the W x t beam positions as extra
-    queries of the same user, which is exact (queries attend independently) and computes the memory's keys
-    and values once per user instead of once per beam.
+    Training decodes every held-out target of a user against that user's one memory, and beam search decodes W
+    beams per user, so the memory's keys and values are computed once per user [B, N, D] and gathered per row.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)                                # causal self-attention
+        self.self_out = nn.Linear(dim, dim)
+        self.query = nn.Linear(dim, dim)                                  # cross-attention
+        self.key_value = nn.Linear(dim, 2 * dim)
+        self.cross_out = nn.Linear(dim, dim)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, memory: Tensor, pad: Tensor) -> Tensor:
-        b, w, t, d = x.shape
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)     # True = may not attend
-        y = self.norm1(x).reshape(b * w, t, d)
-        x = x + self.drop(self.self_attn(y, y, y, attn_mask=causal, need_weights=False)[0]).view(b, w, t, d)
-        y = self.norm2(x).reshape(b, w * t, d)
-        y = self.cross_attn(y, memory, memory, key_padding_mask=pad, need_weights=False)[0]
-        x = x + self.drop(y).view(b, w, t, d)
+    def forward(self, x: Tensor, memory: Tensor, pad: Tensor, rows: Tensor) -> Tensor:
+        """x [R, t, D], memory [B, N, D], pad bool [B, N] (True = padding), rows int64 [R] -> [R, t, D]."""
+        q, k, v = (self._split(p) for p in self.qkv(self.norm1(x)).chunk(3, -1))
+        x = x + self.drop(self.self_out(self._merge(F.scaled_dot_product_attention(q, k, v, is_causal=True))))
+        k, v = (self._split(p) for p in self.key_value(memory).chunk(2, -1))      # [B, H, N, d_h], per user
+        mask = (~pad)[rows][:, None, None, :]                                      # [R, 1, 1, N], True = attend
+        y = F.scaled_dot_product_attention(self._split(self.query(self.norm2(x))), k[rows], v[rows],
+                                           attn_mask=mask)
+        x = x + self.drop(self.cross_out(self._merge(y)))
         return x + self.drop(self.ff(self.norm3(x)))
+
+    def _split(self, x: Tensor) -> Tensor:
+        """[R, n, D] -> [R, H, n, d_h]."""
+        r, n, d = x.shape
+        return x.view(r, n, self.heads, d // self.heads).transpose(1, 2)
+
+    @staticmethod
+    def _merge(x: Tensor) -> Tensor:
+        """[R, H, n, d_h] -> [R, n, D]."""
+        r, h, n, d = x.shape
+        return x.transpose(1, 2).reshape(r, n, h * d)

@@ -1,10 +1,11 @@
 """Constrained beam search over the Rec-ID trie, batched over users (MMGRec §4.4).
 
-A sequence's score is its log-probability under the model (each level's softmax over that level's whole token
-range), so beam search with a beam as wide as the catalog returns exactly the top-K of full scoring. The trie
-only removes candidates: a token is kept when it extends the prefix to a valid one *and* the new prefix still
-covers at least one item the user has not seen in training. At the last level that is exactly "never recommend
-a training item"; earlier it spends no beam slot on a branch that could only end in seen items.
+A beam's score is the log-probability of its prefix under the generator's mixture (`model.RecIDGenerator`):
+each beam keeps one log-weight per mixture component, log pi_j + sum of log q_j over its tokens, and its score is
+their log-sum-exp. So a beam as wide as the catalog returns exactly the top-K of full scoring. The trie only
+removes candidates: a token is kept when it extends the prefix to a valid one *and* the new prefix still covers
+at least one item the user has not seen in training. At the last level that is exactly "never recommend a
+training item"; earlier it spends no beam slot on a branch that could only end in seen items.
 """
 
 from __future__ import annotations
@@ -70,36 +71,47 @@ class SeenCounts:
 
 
 @torch.no_grad()
-def beam_search(model: RecIDGenerator, history: Tensor, users: Tensor, trie: PrefixTrie, k: int, beam: int,
-                seen: UserItems | None = None, return_steps: bool = False) -> BeamResult:
-    """Top-k items per user [B] by sequence log-probability, searching `beam` (>= k) prefixes per level."""
+def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int, beam: int,
+                seen: UserItems | None = None, users: Tensor | None = None, return_steps: bool = False
+                ) -> BeamResult:
+    """Top-k items per history row [B, N] by sequence log-probability, searching `beam` (>= k) prefixes per level.
+
+    With `seen` (and the rows' `users` [B]), the users' training items are never returned.
+    """
     if beam < k:
         raise ValueError(f"beam width {beam} must be at least k = {k}")
     device = history.device
-    b = len(users)
-    memory, pad = model.encode(history, users)
+    b = len(history)
+    memory, pad = model.encode(history)
     counts = SeenCounts(trie, seen, users) if seen is not None else None
     prefix = torch.zeros(b, 1, dtype=torch.long, device=device)            # trie node ids, -1 = empty slot
+    log_w = model.log_prior(memory, pad)[:, None]                          # [B, W, N]: per-component weights
     scores = torch.zeros(b, 1, device=device)
     tokens = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
-    rows = torch.arange(b, device=device)
+    users_row = torch.arange(b, device=device)
     steps = []
     for d in range(trie.depth):
         w, v = prefix.shape[1], trie.vocab[d]
         flat = prefix.reshape(-1)
-        logp = model.next_log_probs(memory, pad, tokens).reshape(b * w, v)
-        allowed = trie.valid_next(d, flat)                                # [B*W, V]
+        valid = trie.valid_next(d, flat)                                  # [B*W, V]: what q_j normalises over
+        allowed = valid.clone()                                           # ... and what may be chosen
         if counts is not None:
             beam_row, tok = allowed.nonzero(as_tuple=True)
             child = trie.step(d, flat[beam_row], tok)
             empty = counts.unseen(d + 1, beam_row // w, child) == 0
             allowed[beam_row[empty], tok[empty]] = False
-        cand = (scores.reshape(-1, 1) + logp).masked_fill(~allowed, float("-inf")).view(b, w * v)
+        rows = users_row.repeat_interleave(w)
+        hidden = model.decode(memory, pad, tokens.reshape(b * w, d), rows)[:, -1]          # [B*W, D]
+        components = model.component_logits(memory, d)                                       # [B, N, V]
+        logq = model.step_log_probs(hidden, d, components[rows], valid).view(b, w, -1, v)   # [B, W, N, V]
+        joint = log_w[..., None] + logq
+        cand = joint.logsumexp(2).masked_fill(~allowed.view(b, w, v), float("-inf")).view(b, w * v)
         scores, pick = cand.topk(min(beam, w * v), 1)                     # [B, W']
         parent, token = pick // v, pick % v
+        log_w = joint[users_row[:, None], parent, :, token]               # [B, W', N]
         prefix = trie.step(d, prefix.gather(1, parent).reshape(-1), token.reshape(-1)).view(b, -1)
         prefix = torch.where(torch.isneginf(scores), -1, prefix)
-        tokens = torch.cat([tokens[rows[:, None], parent], token[..., None]], 2)
+        tokens = torch.cat([tokens[users_row[:, None], parent], token[..., None]], 2)
         if return_steps:
             steps.append(BeamStep(tokens=tokens.clone(), scores=scores.clone()))
     items = trie.item_of_leaf(prefix[:, :k])
@@ -109,3 +121,23 @@ def beam_search(model: RecIDGenerator, history: Tensor, users: Tensor, trie: Pre
         items = torch.nn.functional.pad(items, (0, fill), value=-1)
         out_scores = torch.nn.functional.pad(out_scores, (0, fill), value=float("-inf"))
     return BeamResult(items=items, scores=out_scores, steps=steps if return_steps else None)
+
+
+@torch.no_grad()
+def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, tokens: Tensor) -> Tensor:
+    """log p(rec_id | history) [B, C] of the Rec-IDs `tokens` [C, T] (rows of the table): exact scoring."""
+    b, c = len(history), len(tokens)
+    valid = _valid_along(trie, tokens)
+    rows = torch.arange(b, device=history.device).repeat_interleave(c)
+    out = model.log_likelihood(history, rows, tokens.repeat(b, 1), [m.repeat(b, 1) for m in valid])
+    return out.view(b, c)
+
+
+def _valid_along(trie: PrefixTrie, tokens: Tensor) -> list[Tensor]:
+    """Per depth d, the valid-children mask [C, V_d] of each Rec-ID's depth-d prefix."""
+    node = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
+    out = []
+    for d in range(trie.depth):
+        out.append(trie.valid_next(d, node))
+        node = trie.step(d, node, tokens[:, d])
+    return out

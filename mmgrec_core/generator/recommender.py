@@ -16,7 +16,7 @@ class MMGRec:
     """`recommend(users, k)` by constrained beam search; `search` also returns scores and every level's beams."""
 
     def __init__(self, model: RecIDGenerator, table: RecIDTable, seen: UserItems, beam: int = 20,
-                 batch_size: int = 256):
+                 batch_size: int = 128):
         device = next(model.parameters()).device
         self.model, self.table, self.seen = model.eval(), table, seen
         self.trie = table.trie.to(device)
@@ -30,7 +30,7 @@ class MMGRec:
         users = users.to(self.device)
         history = histories(self.seen, users, self.model.config.max_history)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            return beam_search(self.model, history, users, self.trie, k, max(self.beam, k), self.seen, return_steps)
+            return beam_search(self.model, history, self.trie, k, max(self.beam, k), self.seen, users, return_steps)
 
     def recommend(self, users: Tensor, k: int) -> Tensor:
         """int64 [B, k] item ids, best first; never a training item, never a duplicate; -1 pads short lists."""

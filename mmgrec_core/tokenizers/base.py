@@ -6,7 +6,7 @@ Every tokenizer subclasses `Tokenizer`; its extra abilities are base classes it 
 - `Persistable`: its fitted weights go into a run (`state`) and come back without training (`restore`);
 - `Explainable`: a per-level codebook record for one item (`trace`), the codes with one input removed
   (`ablations`), and the quantizer's space for the codeword maps (`quantizer_space`);
-- `HasRepresentations`: user and item vectors of its own for the generator's inputs (`representations`).
+- `HasRepresentations`: item vectors of its own for the generator's inputs (`representations`).
 
 `Tokenizer.fit` turns codes into a `RecIDTable` in the one place where the collision token is chosen, so no
 tokenizer config carries a collision setting.
@@ -73,5 +73,5 @@ class Explainable(ABC):
 
 class HasRepresentations(ABC):
     @abstractmethod
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(users [U, F], items [I, F]): the vectors the generator reads."""
+    def representations(self) -> torch.Tensor:
+        """Item vectors [I, F]: what the generator embeds history items with."""

@@ -1,4 +1,4 @@
-"""Hierarchical k-means on the Graph RQ-VAE item representations (the paper's "HK-Means" Rec-IDs).
+"""Hierarchical k-means on the Graph RQ-VAE's item representations h_i (the paper's "HK-Means" Rec-IDs).
 
 Level 1 clusters all items into L groups; each later level splits every group on its own. A group of at most L
 items needs no clustering: its members get the distinct codes 0..size-1 (in item-id order), as in DSI's
@@ -51,9 +51,10 @@ class HKMeansTokenizer(Tokenizer, HasRepresentations):
         return self.config.codebook_size
 
     def fit_codes(self, data: InteractionData, progress: Progress | None = None) -> np.ndarray:
-        self.graph = GraphRQVAETokenizer(self.config, self.seed)
-        self.graph.fit_codes(data, progress)
-        return hierarchical_kmeans(self.graph.h_items, self.config.levels, self.config.codebook_size, self.seed)
+        graph = GraphRQVAETokenizer(self.config, self.seed)
+        graph.represent(data)                                # the representation only: no RQ-VAE to train
+        self.h_items = graph.h_items
+        return hierarchical_kmeans(self.h_items, self.config.levels, self.config.codebook_size, self.seed)
 
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.graph.representations()
+    def representations(self) -> torch.Tensor:
+        return self.h_items.cpu()

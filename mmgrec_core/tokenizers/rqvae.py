@@ -173,9 +173,9 @@ class RQVAETokenizer(Tokenizer, Persistable, Explainable, HasRepresentations):
         """Codes of (possibly modified) standardised features [N, d]."""
         return self.rqvae.encode(x)
 
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The standardised features, each user the mean of their training items."""
-        return mean_user_vectors(self.data, self.x.cpu()), self.x.cpu()
+    def representations(self) -> torch.Tensor:
+        """The standardised features."""
+        return self.x.cpu()
 
     # ---- explanations ------------------------------------------------------------------------------------
 
@@ -197,10 +197,3 @@ def quantizer_space(rqvae: RQVAE, x: torch.Tensor) -> tuple[np.ndarray, np.ndarr
     """(residuals [L, N, D] of the latents of x, codebooks [L, K, D]) as float32 arrays."""
     q = rqvae.quantizer
     return (q.residuals(rqvae.encoder(x)).float().cpu().numpy(), q.codebooks.detach().float().cpu().numpy())
-
-
-def mean_user_vectors(data: InteractionData, items: torch.Tensor) -> torch.Tensor:
-    """[U, F]: each user the mean of their training items' vectors items [I, F] (zeros without any)."""
-    m = data.matrix("train").astype(np.float32)
-    counts = np.maximum(np.asarray(m.sum(1)).ravel(), 1)
-    return torch.from_numpy(np.asarray((m @ items.numpy()) / counts[:, None], np.float32))

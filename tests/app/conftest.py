@@ -13,8 +13,8 @@ if str(ROOT) not in sys.path:                        # `import app.figures` with
 
 SHIPPED = ROOT / "assets" / "demo_run"
 TINY = {"dataset": "demo:items=120,users=150,seed=5",
-        "tokenizer": {"codebook_size": 8, "epochs": 2, "polish_steps": 30},
-        "generator": {"dim": 16}, "training": {"epochs": 2, "valid_users": 50, "batch_size": 256},
+        "tokenizer": {"codebook_size": 8, "steps": 100, "polish_steps": 30},
+        "generator": {"dim": 16}, "training": {"epochs": 2, "valid_users": 50},
         "baselines": ["popularity", "mf"]}
 
 

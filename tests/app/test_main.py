@@ -220,7 +220,7 @@ def test_every_page_renders_for_other_tokenizers(tokenizer, tiny_config, tmp_pat
     from mmgrec_core.pipeline import train_run
 
     config = {**tiny_config, "tokenizer": {"name": tokenizer, "codebook_size": 8, "polish_steps": 30,
-                                    **({"steps": 50} if tokenizer == "rqvae" else {"epochs": 2})},
+                                    **({} if tokenizer == "hkmeans" else {"steps": 50})},
               "baselines": ["popularity"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -4,7 +4,7 @@ import torch
 
 from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems
-from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories
+from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories, sequence_log_probs
 from mmgrec_core.recid import RecIDTable
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
@@ -17,7 +17,7 @@ def world():
     codes = np.random.default_rng(0).integers(0, 3, (data.num_items, 3))     # 27 prefixes: many collisions
     table = RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), codebook_size=3)
     model = RecIDGenerator(GeneratorConfig(dim=16, heads=2), torch.randn(data.num_items, 8),
-                           torch.randn(data.num_users, 8), table.trie.vocab).eval()
+                           table.trie.vocab).eval()
     seen = UserItems(data)
     users = torch.arange(data.num_users)
     return data, table, model, seen, users, histories(seen, users, 50)
@@ -25,13 +25,13 @@ def world():
 
 def exact_top_k(model, table, seen, users, history, k):
     """Score every item's whole Rec-ID, drop training items, sort: what beam search must reproduce."""
-    scores = model.sequence_log_probs(history, users, torch.from_numpy(table.tokens))
+    scores = sequence_log_probs(model, history, table.trie, torch.from_numpy(table.tokens))
     return seen.mask_(scores, users).topk(k, 1)
 
 
 def test_full_width_beam_equals_exact_enumeration(world):
     data, table, model, seen, users, history = world
-    result = beam_search(model, history, users, table.trie, k=10, beam=data.num_items, seen=seen)
+    result = beam_search(model, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users)
     exact = exact_top_k(model, table, seen, users, history, 10)
     assert torch.equal(result.items, exact.indices)
     assert torch.allclose(result.scores, exact.values, atol=1e-4)
@@ -39,7 +39,7 @@ def test_full_width_beam_equals_exact_enumeration(world):
 
 def test_narrow_beam_returns_valid_unseen_distinct_items(world):
     data, table, model, seen, users, history = world
-    result = beam_search(model, history, users, table.trie, k=10, beam=10, seen=seen)
+    result = beam_search(model, history, table.trie, k=10, beam=10, seen=seen, users=users)
     items = result.items.numpy()
     assert ((items >= 0) & (items < data.num_items)).all()
     train = data.matrix("train").toarray().astype(bool)
@@ -53,7 +53,8 @@ def test_narrow_beam_returns_valid_unseen_distinct_items(world):
 
 def test_steps_show_valid_prefixes_that_lead_to_the_answer(world):
     data, table, model, seen, users, history = world
-    result = beam_search(model, history[:4], users[:4], table.trie, k=5, beam=8, seen=seen, return_steps=True)
+    result = beam_search(model, history[:4], table.trie, k=5, beam=8, seen=seen, users=users[:4],
+                         return_steps=True)
     assert len(result.steps) == table.levels + 1
     prefixes = {tuple(row[:d]) for row in table.tokens.tolist() for d in range(1, table.levels + 2)}
     for d, step in enumerate(result.steps, start=1):
@@ -68,13 +69,12 @@ def test_user_who_saw_almost_everything_gets_a_short_padded_list():
     data = load_dataset("demo:items=30,users=20,seed=3")
     table = RecIDTable(np.random.default_rng(1).integers(0, 2, (30, 2)), data.popularity,
                        data.item_table["name"].tolist(), codebook_size=2)
-    model = RecIDGenerator(GeneratorConfig(dim=8, heads=1), torch.randn(30, 4), torch.randn(20, 4),
-                           table.trie.vocab).eval()
+    model = RecIDGenerator(GeneratorConfig(dim=8, heads=1), torch.randn(30, 4), table.trie.vocab).eval()
     seen = UserItems(data)
     seen.indptr = torch.tensor([0, 27] + [27] * 19)                    # user 0 has seen items 0..26
     seen.indices = torch.arange(27)
-    result = beam_search(model, histories(seen, torch.tensor([0]), 50), torch.tensor([0]), table.trie, k=5,
-                         beam=5, seen=seen)
+    result = beam_search(model, histories(seen, torch.tensor([0]), 50), table.trie, k=5, beam=5, seen=seen,
+                         users=torch.tensor([0]))
     assert sorted(result.items[0, :3].tolist()) == [27, 28, 29]
     assert result.items[0, 3:].tolist() == [-1, -1]
     assert torch.isneginf(result.scores[0, 3:]).all()
@@ -83,4 +83,4 @@ def test_user_who_saw_almost_everything_gets_a_short_padded_list():
 def test_beam_narrower_than_k_is_refused(world):
     data, table, model, seen, users, history = world
     with pytest.raises(ValueError, match="beam width"):
-        beam_search(model, history, users, table.trie, k=10, beam=5)
+        beam_search(model, history, table.trie, k=10, beam=5)

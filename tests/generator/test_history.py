@@ -3,7 +3,7 @@ import torch
 
 from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems
-from mmgrec_core.generator import histories
+from mmgrec_core.generator import histories, split_histories
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
 
@@ -24,12 +24,23 @@ def test_histories_hold_the_training_items_shifted_by_one(seen):
         assert {i - 1 for i in row if i} == items_of(seen, u)
 
 
-def test_the_target_is_never_in_its_own_input(seen):
-    users = torch.arange(10)
-    targets = torch.tensor([min(items_of(seen, u)) for u in range(10)])
-    h = histories(seen, users, n=1000, exclude=targets)
-    for row, u, t in zip(h.tolist(), users.tolist(), targets.tolist()):
-        assert {i - 1 for i in row if i} == items_of(seen, u) - {t}
+def test_a_training_split_never_puts_a_target_in_its_own_input(seen):
+    users = torch.arange(40)
+    gen = torch.Generator().manual_seed(0)
+    history, targets, mask = split_histories(seen, users, n=1000, max_targets=1000, keep=(0.2, 0.8), generator=gen)
+    for u, row, t, m in zip(users.tolist(), history.tolist(), targets.tolist(), mask.tolist()):
+        given = {i - 1 for i in row if i}
+        held = {x for x, ok in zip(t, m) if ok}
+        assert held and not given & held and given | held == items_of(seen, u)    # a partition, >= 1 target
+    assert (targets[~mask] == -1).all()
+
+
+def test_training_splits_are_capped_and_repeat_with_the_seed(seen):
+    users = torch.arange(40)
+    a = split_histories(seen, users, 3, 2, (0.5, 0.5), torch.Generator().manual_seed(1))
+    b = split_histories(seen, users, 3, 2, (0.5, 0.5), torch.Generator().manual_seed(1))
+    assert a[0].shape[1] <= 3 and a[1].shape[1] <= 2
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_long_histories_are_subsampled_to_n_and_repeatable(seen):
@@ -40,5 +51,3 @@ def test_long_histories_are_subsampled_to_n_and_repeatable(seen):
     for row, u in zip(h.tolist(), users.tolist()):
         chosen = [i - 1 for i in row if i]
         assert len(chosen) == min(3, len(items_of(seen, u))) and set(chosen) <= items_of(seen, u)
-    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    assert torch.equal(histories(seen, users, 3, generator=g1), histories(seen, users, 3, generator=g2))

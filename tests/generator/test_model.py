@@ -1,16 +1,21 @@
+import numpy as np
 import pytest
 import torch
 
-from mmgrec_core.generator import GeneratorConfig, RecIDGenerator
+from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, sequence_log_probs
 from mmgrec_core.generator.attention import RelationAwareSelfAttention
+from mmgrec_core.recid import RecIDTable
 
-VOCAB = (4, 4, 3)
 
-
-def make(pe="relation", item_emb="graph", user_token=True, seed=0):
+def make(pe="relation", item_emb="graph", seed=0, vocab=(4, 4, 3)):
     torch.manual_seed(seed)
-    config = GeneratorConfig(dim=16, heads=2, pe=pe, item_emb=item_emb, user_token=user_token)
-    return RecIDGenerator(config, torch.randn(30, 8), torch.randn(5, 6), VOCAB).eval()
+    config = GeneratorConfig(dim=16, heads=2, pe=pe, item_emb=item_emb)
+    return RecIDGenerator(config, torch.randn(30, 8), vocab).eval()
+
+
+def small_table(n=30):
+    codes = np.random.default_rng(0).integers(0, 4, (n, 2))
+    return RecIDTable(codes, np.arange(n), [str(i) for i in range(n)], codebook_size=4)
 
 
 @pytest.mark.parametrize("pe", ["relation", "none"])
@@ -18,62 +23,93 @@ def test_encoder_treats_the_history_as_a_set(pe):
     model = make(pe)
     history = torch.tensor([[3, 7, 9, 12]])
     perm = torch.tensor([2, 0, 3, 1])
-    memory, _ = model.encode(history, torch.tensor([1]))
-    permuted, _ = model.encode(history[:, perm], torch.tensor([1]))
+    memory, _ = model.encode(history)
+    permuted, _ = model.encode(history[:, perm])
     assert torch.allclose(memory[:, 1:][:, perm], permuted[:, 1:], atol=1e-5)          # 0 is the user token
     assert torch.allclose(memory[:, 0], permuted[:, 0], atol=1e-5)
 
 
 def test_sinusoidal_encoding_makes_order_matter():
     model = make("sinusoidal")
-    memory, _ = model.encode(torch.tensor([[3, 7, 9]]), torch.tensor([1]))
-    swapped, _ = model.encode(torch.tensor([[7, 3, 9]]), torch.tensor([1]))
+    memory, _ = model.encode(torch.tensor([[3, 7, 9]]))
+    swapped, _ = model.encode(torch.tensor([[7, 3, 9]]))
     assert not torch.allclose(memory[:, [0, 2, 1, 3]], swapped, atol=1e-4)
 
 
-def test_relation_term_makes_attention_user_specific():
-    history = torch.tensor([[3, 7, 9], [3, 7, 9]])
-    users = torch.tensor([0, 4])
-    with_relation, _ = make("relation", user_token=False).encode(history, users)
-    without, _ = make("none", user_token=False).encode(history, users)
-    assert not torch.allclose(with_relation[0], with_relation[1], atol=1e-4)
-    assert torch.allclose(without[0], without[1], atol=1e-6)
+def test_relation_term_scales_attention_by_the_user():
+    attn = RelationAwareSelfAttention(8, 2, user_dim=3).eval()
+    e = torch.randn(1, 4, 8).expand(2, -1, -1)
+    pad = torch.zeros(2, 4, dtype=torch.bool)
+    out = attn(e, pad, torch.randn(2, 3, generator=torch.Generator().manual_seed(0)))
+    assert not torch.allclose(out[0], out[1], atol=1e-5)                   # same items, different users
+    plain = RelationAwareSelfAttention(8, 2, user_dim=3, relation=False).eval()
+    same = plain(e, pad, torch.randn(2, 3))
+    assert torch.allclose(same[0], same[1], atol=1e-6)
 
 
 def test_padding_does_not_change_the_result():
     model = make()
-    short, _ = model.encode(torch.tensor([[3, 7]]), torch.tensor([2]))
-    padded, pad = model.encode(torch.tensor([[3, 7, 0, 0]]), torch.tensor([2]))
+    short, _ = model.encode(torch.tensor([[3, 7]]))
+    padded, pad = model.encode(torch.tensor([[3, 7, 0, 0]]))
     assert pad.tolist() == [[False, False, False, True, True]]                       # user token first
     assert torch.allclose(short, padded[:, :3], atol=1e-5)
-    prefix = torch.tensor([[[1]]])
-    assert torch.allclose(model.next_log_probs(*model.encode(torch.tensor([[3, 7]]), torch.tensor([2])), prefix),
-                          model.next_log_probs(padded, pad, prefix), atol=1e-5)
+    table = small_table()
+    tokens = torch.from_numpy(table.tokens)
+    a = sequence_log_probs(make(vocab=table.trie.vocab), torch.tensor([[3, 7]]), table.trie, tokens)
+    b = sequence_log_probs(make(vocab=table.trie.vocab), torch.tensor([[3, 7, 0, 0]]), table.trie, tokens)
+    assert torch.allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("user_token", [True, False])
-def test_empty_history_still_gives_a_distribution(user_token):
-    model = make(item_emb="learned", user_token=user_token)
-    memory, pad = model.encode(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]))
-    logp = model.next_log_probs(memory, pad, torch.zeros(2, 1, 0, dtype=torch.long))
-    assert logp.shape == (2, 1, VOCAB[0]) and torch.isfinite(logp).all()
-    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 1))
+def test_the_mixture_is_a_distribution_over_the_catalog_even_for_an_empty_history():
+    table = small_table()
+    model = make(vocab=table.trie.vocab)
+    tokens = torch.from_numpy(table.tokens)
+    for history in (torch.tensor([[3, 7, 9]]), torch.zeros(1, 3, dtype=torch.long)):
+        logp = sequence_log_probs(model, history, table.trie, tokens)                 # [1, items]
+        assert torch.isfinite(logp).all()
+        assert torch.allclose(logp.exp().sum(), torch.tensor(1.0), atol=1e-5)
 
 
-def test_loss_is_the_mean_token_cross_entropy_and_learns():
-    model = make()
+def test_the_likelihood_is_the_mixture_computed_by_hand():
+    table = small_table(12)
+    model = make(vocab=table.trie.vocab)
+    history = torch.tensor([[2, 5]])
+    tokens = torch.from_numpy(table.tokens)
+    memory, pad = model.encode(history)
+    prior = model.log_prior(memory, pad)[0].exp()                                       # [3]: user, 2 items
+    expected = []
+    for rec_id in table.tokens.tolist():
+        node, per_component = torch.zeros(1, dtype=torch.long), torch.ones(3)
+        for d, tok in enumerate(rec_id):
+            hidden = model.decode(memory, pad, torch.tensor([rec_id[:d]]), torch.tensor([0]))[:, -1]
+            valid = table.trie.valid_next(d, node)[0]
+            for j in range(3):
+                z = hidden[0] @ model.tokens[d].weight.T + model.token_bias[d] + model.component_logits(memory, d)[0, j]
+                per_component[j] *= torch.softmax(z[valid], 0)[valid[:tok].sum()]
+            node = table.trie.step(d, node, torch.tensor([tok]))
+        expected.append(torch.log((prior * per_component).sum()))
+    got = sequence_log_probs(model, history, table.trie, tokens)[0]
+    assert torch.allclose(got, torch.stack(expected), atol=1e-5)
+
+
+def test_loss_learns_the_targets():
+    table = small_table()
+    model = make(vocab=table.trie.vocab)
     model.train()
-    history, users = torch.tensor([[3, 7, 9], [1, 2, 0]]), torch.tensor([0, 1])
-    targets = torch.tensor([[1, 2, 0], [3, 0, 2]])
+    history, rows = torch.tensor([[3, 7, 9], [1, 2, 0]]), torch.tensor([0, 1])
+    items = torch.tensor([4, 11])
+    targets = torch.from_numpy(table.tokens)[items]
+    paths = table.trie.item_paths()
+    valid = [table.trie.valid_next(d, paths[items, d]) for d in range(table.trie.depth)]
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = model.loss(history, users, targets).item()
-    for _ in range(30):
+    first = model.loss(history, rows, targets, valid).item()
+    for _ in range(40):
         opt.zero_grad()
-        model.loss(history, users, targets).backward()
+        model.loss(history, rows, targets, valid).backward()
         opt.step()
     model.eval()
-    assert model.loss(history, users, targets).item() < first / 4
-    scores = model.sequence_log_probs(history, users, targets)            # [user, candidate]
+    assert model.loss(history, rows, targets, valid).item() < first / 4
+    scores = sequence_log_probs(model, history, table.trie, targets)                     # [user, candidate]
     assert (scores.diagonal() > scores.flip(1).diagonal()).all()
 
 
@@ -83,4 +119,4 @@ def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="item_emb"):
         GeneratorConfig(item_emb="clip")
     with pytest.raises(ValueError, match="divisible"):
-        RelationAwareSelfAttention(10, 3, 4)
+        GeneratorConfig(dim=15, heads=2)

@@ -10,7 +10,7 @@ from mmgrec_core.tokenizers import TOKENIZERS, make_tokenizer, table_stats
 from mmgrec_core.tokenizers.hkmeans import hierarchical_kmeans
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
-FAST = {"graph_rqvae": dict(epochs=2), "hkmeans": dict(epochs=2), "rqvae": dict(steps=200),
+FAST = {"graph_rqvae": dict(steps=200), "hkmeans": dict(), "rqvae": dict(steps=200),
         "late_fusion": dict(steps=200)}
 
 
