@@ -115,7 +115,8 @@ def train(args: argparse.Namespace) -> int:
         if args.config or args.set or args.dataset or args.seed is not None:
             raise RunError("--resume continues the run exactly as configured; drop the other options")
         out = args.resume
-        metrics = train_run(out, resume=True, progress=_progress(bars, RunDir(out).config() if RunDir(out).has(CONFIG) else None))
+        stored = RunDir(out).config() if RunDir(out).has(CONFIG) else None
+        metrics = train_run(out, resume=True, progress=_progress(bars, stored))
     else:
         out = args.out
         config = _read_config(args.config) if args.config else {}
