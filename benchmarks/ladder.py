@@ -50,17 +50,18 @@ def level_accuracy(model, data, table: RecIDTable, split: str = "valid", batch: 
     hits = np.zeros(trie.depth)
     for s in range(0, len(users), batch):
         u, i = users[s:s + batch], items[s:s + batch]
-        memory, pad = model.encode(histories(seen, u, model.config.max_history))
+        memory, pad = model.encode(histories(seen, u, model.config.max_history), u)
         rows = torch.arange(len(u))
         target = tokens[i]
         hidden = model.decode(memory, pad, target[:, :-1], rows)
         log_w = model.log_prior(memory, pad)
         for d in range(trie.depth):
-            valid = trie.valid_next(d, paths[i, d])
-            logq = model.step_log_probs(hidden[:, d], d, model.component_logits(memory, d), valid)   # [n, N, V]
-            mixed = (log_w[..., None] + logq).logsumexp(1)                                           # [n, V]
-            hits[d] += (mixed.argmax(1) == target[:, d]).sum().item()
-            log_w = log_w + logq.gather(2, target[:, d, None, None].expand(-1, logq.shape[1], 1))[..., 0]
+            children, _, mask = trie.children(d, paths[i, d])
+            logq = model.step_log_probs(hidden[:, d], d, model.components(memory, d), children, mask)  # [n, N, C]
+            mixed = (log_w[..., None] + logq).logsumexp(1)                                           # [n, C]
+            hits[d] += (children.gather(1, mixed.argmax(1, keepdim=True))[:, 0] == target[:, d]).sum().item()
+            slot = (children == target[:, d, None]).float().argmax(1)
+            log_w = log_w + logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
             log_w = log_w - log_w.logsumexp(1, keepdim=True)
     return (hits / max(len(users), 1)).tolist()
 
@@ -87,7 +88,7 @@ def rung(name: str, dataset: str, data, seed: int) -> dict:
         items = graph.representations()
     tok_seconds = time.perf_counter() - start
     seed_everything(seed)
-    model = build_generator(base, {"items": items}, table)
+    model = build_generator(base, {"items": items}, table, data.num_users)
     start = time.perf_counter()
     fit_generator(model, data, table, base.training, base.decoding, seed)
     gen_seconds = time.perf_counter() - start

@@ -226,8 +226,8 @@ def make_baseline(name: str, **overrides) -> Popularity | EASE | MF | LightGCN:
 
 # The grid searched on each dataset's validation split when baselines are tuned (the default): defaults chosen
 # on one dataset do not transfer (strong L2 helps MF on dense demo data and hurts it on sparse data).
-GRIDS = {"mf": [{"lr": 5e-3, "reg": reg} for reg in (1e-4, 1e-3, 1e-2, 3e-2)],
-         "lightgcn": [{"lr": 5e-3, "reg": reg} for reg in (1e-4, 1e-3, 1e-2)]}
+GRIDS = {"mf": [{"lr": 5e-3, "reg": reg} for reg in (1e-3, 1e-2, 3e-2, 1e-1)],
+         "lightgcn": [{"lr": lr, "reg": reg} for lr in (1e-3, 5e-3) for reg in (1e-4, 1e-3, 1e-2)]}
 
 
 def train_baseline(name: str, data: InteractionData, progress: Progress | None = None, tune: bool = False,

@@ -102,6 +102,19 @@ class PrefixTrie:
         mask[row, self.next_token[depth][lo[row] + offset]] = True
         return mask
 
+    def children(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The valid next tokens of each prefix [B], padded to the most children any of them has:
+        (tokens int64 [B, C], child ids int64 [B, C], mask bool [B, C]); id -1 has none."""
+        indptr = self.indptr[depth]
+        ok = prefix_ids >= 0
+        lo = indptr[prefix_ids.clamp_min(0)]
+        count = torch.where(ok, indptr[prefix_ids.clamp_min(0) + 1] - lo, 0)                # [B]
+        width = max(int(count.max()) if len(count) else 0, 1)
+        slot = torch.arange(width, device=lo.device)
+        mask = slot < count[:, None]
+        child = torch.where(mask, lo[:, None] + slot, 0)
+        return torch.where(mask, self.next_token[depth][child], 0), torch.where(mask, child, -1), mask
+
     def step(self, depth: int, prefix_ids: Tensor, tokens: Tensor) -> Tensor:
         """Child ids [B] at depth + 1 reached by `tokens` [B] from `prefix_ids` [B]; -1 where invalid."""
         v, keys = self.vocab[depth], self.keys[depth]

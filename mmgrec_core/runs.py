@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 
 from .config import RunConfig, RunError
 from .data.dataset import InteractionData
@@ -46,11 +47,11 @@ def make_run_tokenizer(config: RunConfig) -> Tokenizer:
     return make_tokenizer(config.tokenizer.name, config.tokenizer.options, seed=config.seed)
 
 
-def build_generator(config: RunConfig, representations: dict[str, torch.Tensor], table: RecIDTable
-                    ) -> RecIDGenerator:
-    """An untrained generator shaped for this run's Rec-IDs and representations."""
+def build_generator(config: RunConfig, representations: dict[str, torch.Tensor], table: RecIDTable,
+                    num_users: int) -> RecIDGenerator:
+    """An untrained generator shaped for this run's Rec-IDs, representations and users."""
     vocab = tuple(int(v) for v in table.trie.vocab)
-    return RecIDGenerator(config.generator, representations["items"], vocab)
+    return RecIDGenerator(config.generator, representations["items"], vocab, num_users)
 
 
 def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
@@ -72,7 +73,7 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
         if table.num_items != data.num_items:
             raise RunError(f"{run.path}: rec_ids.parquet has {table.num_items} items, dataset {data.num_items}")
         device = default_device()
-        model = build_generator(config, run.tensors(REPRESENTATIONS), table)
+        model = build_generator(config, run.tensors(REPRESENTATIONS), table, data.num_users)
         with _weights_fit(run.path, GENERATOR):
             model.load_state_dict(run.tensors(GENERATOR))
         model.to(device).eval()
@@ -91,7 +92,7 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
                    baseline_recs=run.baseline_recs())
     except RunError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
         raise RunError(f"{run.path}: cannot be read ({type(e).__name__}: {e})") from None
 
 

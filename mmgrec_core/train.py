@@ -106,9 +106,8 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
                                                      (cfg.keep_min, cfg.keep_max), gen)
             history, targets, mask = history.to(device), targets.to(device), mask.to(device)
             owner, items = mask.nonzero(as_tuple=True)[0], targets[mask]        # [n]: row in batch, item
-            valid = [trie.valid_next(d, paths[items, d]) for d in range(trie.depth)]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.loss(history, owner, tokens[items], valid)
+                loss = model.loss(history, owner, tokens[items], paths[items], trie, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -137,7 +136,7 @@ def _optimizer(model: RecIDGenerator, cfg: TrainingConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only: decaying embeddings pulls rare items to the origin."""
     decay, rest = [], []
     for name, p in model.named_parameters():
-        is_matrix = p.ndim >= 2 and not name.startswith(("item_table", "tokens", "level"))
+        is_matrix = p.ndim >= 2 and not name.startswith(("item_table", "user_table", "tokens", "level"))
         (decay if is_matrix else rest).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)

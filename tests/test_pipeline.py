@@ -127,3 +127,14 @@ def test_weights_from_another_architecture_are_a_clear_error(run_dir, tmp_path):
     save_tensors(copy / "generator.safetensors", weights)
     with pytest.raises(RunError, match="does not match this version"):
         load_run(copy)
+
+
+def test_a_truncated_weights_file_is_a_clear_error(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "cut"
+    shutil.copytree(run_dir, copy)
+    data = (copy / "generator.safetensors").read_bytes()
+    (copy / "generator.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunError, match="cannot be read"):
+        load_run(copy)

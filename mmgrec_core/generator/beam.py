@@ -82,36 +82,36 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
         raise ValueError(f"beam width {beam} must be at least k = {k}")
     device = history.device
     b = len(history)
-    memory, pad = model.encode(history)
+    memory, pad = model.encode(history, users)
     counts = SeenCounts(trie, seen, users) if seen is not None else None
     prefix = torch.zeros(b, 1, dtype=torch.long, device=device)            # trie node ids, -1 = empty slot
     log_w = model.log_prior(memory, pad)[:, None]                          # [B, W, N]: per-component weights
     scores = torch.zeros(b, 1, device=device)
     tokens = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
-    users_row = torch.arange(b, device=device)
+    user_rows = torch.arange(b, device=device)
     steps = []
     for d in range(trie.depth):
-        w, v = prefix.shape[1], trie.vocab[d]
+        w = prefix.shape[1]
         flat = prefix.reshape(-1)
-        valid = trie.valid_next(d, flat)                                  # [B*W, V]: what q_j normalises over
+        children, child, valid = trie.children(d, flat)                   # [B*W, C]: what q_j normalises over
+        c = children.shape[1]
         allowed = valid.clone()                                           # ... and what may be chosen
         if counts is not None:
-            beam_row, tok = allowed.nonzero(as_tuple=True)
-            child = trie.step(d, flat[beam_row], tok)
-            empty = counts.unseen(d + 1, beam_row // w, child) == 0
-            allowed[beam_row[empty], tok[empty]] = False
-        rows = users_row.repeat_interleave(w)
-        hidden = model.decode(memory, pad, tokens.reshape(b * w, d), rows)[:, -1]          # [B*W, D]
-        components = model.component_logits(memory, d)                                       # [B, N, V]
-        logq = model.step_log_probs(hidden, d, components[rows], valid).view(b, w, -1, v)   # [B, W, N, V]
-        joint = log_w[..., None] + logq
-        cand = joint.logsumexp(2).masked_fill(~allowed.view(b, w, v), float("-inf")).view(b, w * v)
-        scores, pick = cand.topk(min(beam, w * v), 1)                     # [B, W']
-        parent, token = pick // v, pick % v
-        log_w = joint[users_row[:, None], parent, :, token]               # [B, W', N]
-        prefix = trie.step(d, prefix.gather(1, parent).reshape(-1), token.reshape(-1)).view(b, -1)
-        prefix = torch.where(torch.isneginf(scores), -1, prefix)
-        tokens = torch.cat([tokens[users_row[:, None], parent], token[..., None]], 2)
+            row, slot = valid.nonzero(as_tuple=True)
+            empty = counts.unseen(d + 1, row // w, child[row, slot]) == 0
+            allowed[row[empty], slot[empty]] = False
+        rows = user_rows.repeat_interleave(w)
+        hidden = model.decode(memory, pad, tokens.reshape(b * w, d), rows)[:, -1]            # [B*W, D]
+        logq = model.step_log_probs(hidden, d, model.components(memory, d)[rows], children, valid)
+        joint = log_w[..., None] + logq.view(b, w, -1, c)                                    # [B, W, N, C]
+        cand = joint.logsumexp(2).masked_fill(~allowed.view(b, w, c), float("-inf")).view(b, w * c)
+        scores, pick = cand.topk(min(beam, w * c), 1)                    # [B, W']
+        parent, slot = pick // c, pick % c
+        log_w = joint[user_rows[:, None], parent, :, slot]                # [B, W', N]
+        picked = parent + user_rows[:, None] * w                          # rows of the flat [B*W] arrays
+        prefix = torch.where(torch.isneginf(scores), -1, child[picked, slot])
+        token = children[picked, slot]
+        tokens = torch.cat([tokens[user_rows[:, None], parent], token[..., None]], 2)
         if return_steps:
             steps.append(BeamStep(tokens=tokens.clone(), scores=scores.clone()))
     items = trie.item_of_leaf(prefix[:, :k])
@@ -124,20 +124,14 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
 
 
 @torch.no_grad()
-def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, tokens: Tensor) -> Tensor:
+def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, tokens: Tensor,
+                       users: Tensor | None = None) -> Tensor:
     """log p(rec_id | history) [B, C] of the Rec-IDs `tokens` [C, T] (rows of the table): exact scoring."""
     b, c = len(history), len(tokens)
-    valid = _valid_along(trie, tokens)
+    parents = [torch.zeros(c, dtype=torch.long, device=tokens.device)]
+    for d in range(trie.depth - 1):
+        parents.append(trie.step(d, parents[-1], tokens[:, d]))
+    parents = torch.stack(parents, 1)                                          # [C, T]: prefix id per depth
     rows = torch.arange(b, device=history.device).repeat_interleave(c)
-    out = model.log_likelihood(history, rows, tokens.repeat(b, 1), [m.repeat(b, 1) for m in valid])
+    out = model.log_likelihood(history, rows, tokens.repeat(b, 1), parents.repeat(b, 1), trie, users)
     return out.view(b, c)
-
-
-def _valid_along(trie: PrefixTrie, tokens: Tensor) -> list[Tensor]:
-    """Per depth d, the valid-children mask [C, V_d] of each Rec-ID's depth-d prefix."""
-    node = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
-    out = []
-    for d in range(trie.depth):
-        out.append(trie.valid_next(d, node))
-        node = trie.step(d, node, tokens[:, d])
-    return out

@@ -51,6 +51,8 @@ class GeneratorConfig:
     max_history: int = 100          # N: longer histories are sampled (training) or subsampled by a fixed hash
     pe: str = "relation"
     item_emb: str = "graph"
+    user_ids: bool = False          # a learned per-user vector joins the user token (as MF has one per user)
+    mixture: bool = True            # the output mixes every memory position; False: the user token's alone
 
     def __post_init__(self):
         check_positive(self, "dim", "heads", "encoder_layers", "decoder_layers", "max_history")
@@ -73,7 +75,7 @@ def sinusoidal(n: int, dim: int) -> Tensor:
 class RecIDGenerator(nn.Module):
     """history [B, N] (item id + 1, 0 = padding) -> a distribution over Rec-IDs, one level at a time."""
 
-    def __init__(self, config: GeneratorConfig, item_vectors: Tensor, vocab: tuple[int, ...]):
+    def __init__(self, config: GeneratorConfig, item_vectors: Tensor, vocab: tuple[int, ...], num_users: int = 0):
         super().__init__()
         d = config.dim
         self.config, self.vocab = config, tuple(int(v) for v in vocab)
@@ -86,6 +88,9 @@ class RecIDGenerator(nn.Module):
         else:
             nn.init.normal_(self.item_table.weight, std=0.1)
         self.user_proj = nn.Linear(f, d)
+        self.user_table = nn.Embedding(num_users, d) if config.user_ids else None
+        if self.user_table is not None:
+            nn.init.zeros_(self.user_table.weight)
         self.register_buffer("positions", sinusoidal(config.max_history, d), persistent=False)
         relation = config.pe == "relation"
         self.encoder = nn.ModuleList(EncoderLayer(d, config.heads, f, config.dropout, relation)
@@ -109,8 +114,11 @@ class RecIDGenerator(nn.Module):
 
     # ---- encoder ---------------------------------------------------------------------------------------------
 
-    def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
-        """Memory [B, N + 1, D] (the user token first) and its padding mask [B, N + 1] (True = padding)."""
+    def encode(self, history: Tensor, users: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Memory [B, N + 1, D] (the user token first) and its padding mask [B, N + 1] (True = padding).
+
+        `users` [B] are needed with `user_ids`.
+        """
         pad = history == 0
         items = (history - 1).clamp_min(0)
         vectors = self.item_vectors[items]                                 # [B, N, F]
@@ -121,19 +129,28 @@ class RecIDGenerator(nn.Module):
             x = x + self.positions[: x.shape[1]]
         keep = (~pad).float()[..., None]
         user = (vectors * keep).sum(1) / keep.sum(1).clamp_min(1)          # [B, F]: from the input only
-        x = torch.cat([self.user_proj(user)[:, None], x], 1)
+        token = self.user_proj(user)
+        if self.user_table is not None:
+            token = token + self.user_table(users)
+        x = torch.cat([token[:, None], x], 1)
         pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], 1)
         for layer in self.encoder:
             x = layer(x, pad, user)
         return self.encoder_norm(x), pad
 
     def log_prior(self, memory: Tensor, pad: Tensor) -> Tensor:
-        """log pi [B, N + 1]: how much each memory position speaks for the user (-inf on padding)."""
+        """log pi [B, N + 1]: how much each memory position speaks for the user (-inf on padding).
+
+        Without `mixture` all weight is on the user token: one softmax of one state, as in a plain decoder.
+        """
+        if not self.config.mixture:
+            alone = torch.full(pad.shape, float("-inf"), device=memory.device)
+            return alone.index_fill(1, torch.tensor([0], device=memory.device), 0.0)
         return F.log_softmax(self.prior(memory)[..., 0].float().masked_fill(pad, float("-inf")), -1)
 
-    def component_logits(self, memory: Tensor, level: int) -> Tensor:
-        """(m_j U_d) . E_d [B, N + 1, V_d]: each component's offset to level d's logits."""
-        return self.component[level](memory) @ self.tokens[level].weight.t()
+    def components(self, memory: Tensor, level: int) -> Tensor:
+        """m_j U_d [B, N + 1, D]: each memory position's offset direction at level d."""
+        return self.component[level](memory)
 
     # ---- decoder ---------------------------------------------------------------------------------------------
 
@@ -146,26 +163,39 @@ class RecIDGenerator(nn.Module):
             x = layer(x, memory, pad, rows)
         return self.decoder_norm(x)
 
-    def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, valid: Tensor) -> Tensor:
-        """log q_j(c | prefix) [R, N + 1, V_level] over the valid children [R, V] (-inf elsewhere)."""
-        z = hidden @ self.tokens[level].weight.t() + self.token_bias[level]        # [R, V]
-        z = (z[:, None, :] + components).float().masked_fill(~valid[:, None, :], float("-inf"))
-        norm = z.logsumexp(-1, keepdim=True)
-        return (z - norm.nan_to_num(neginf=0.0)).nan_to_num(nan=float("-inf"))
+    def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, children: Tensor,
+                       mask: Tensor) -> Tensor:
+        """log q_j(c | prefix) [R, N + 1, C] of each prefix's valid children `children` [R, C] (mask [R, C]).
 
-    def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, valid: list[Tensor]) -> Tensor:
+        hidden [R, D] are the prefixes' decoder states, components [R, N + 1, D] their users' `components`.
+        Only the children are scored, so the cost follows the trie's branching, not the catalog. Padding
+        children get a log-probability below -1e9 rather than -inf, so a row without any (a dead beam slot,
+        which beam search masks anyway) stays finite and nothing turns into NaN.
+        """
+        e = self.tokens[level](children)                                        # [R, C, D]
+        z = (hidden[:, None] * e).sum(-1) + self.token_bias[level][children]    # [R, C]
+        z = z[:, None, :] + torch.einsum("rnd,rcd->rnc", components, e)         # [R, N + 1, C]
+        z = z.float().masked_fill(~mask[:, None, :], -1e9)
+        return z - z.logsumexp(-1, keepdim=True)
+
+    def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie,
+                       users: Tensor | None = None) -> Tensor:
         """log p(target | history) [n] for Rec-IDs targets [n, T] of users rows [n] (indices into history).
 
-        `valid[d]` [n, V_d] marks the valid children of each target's depth-d prefix (`PrefixTrie.valid_next`).
+        `parents` [n, T] are the targets' prefix ids at depths 0..T-1 (`PrefixTrie.item_paths`), which say
+        whose children share each level's probability.
         """
-        memory, pad = self.encode(history)
+        memory, pad = self.encode(history, users)
         hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, N + 1]
         for d in range(self.depth):
-            logq = self.step_log_probs(hidden[:, d], d, self.component_logits(memory, d)[rows], valid[d])
-            log_w = log_w + logq.gather(2, targets[:, d, None, None].expand(-1, logq.shape[1], 1))[..., 0]
+            children, _, mask = trie.children(d, parents[:, d])
+            logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], children, mask)
+            slot = (children == targets[:, d, None]).float().argmax(1)              # the target among them
+            log_w = log_w + logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
         return log_w.logsumexp(1)
 
-    def loss(self, history: Tensor, rows: Tensor, targets: Tensor, valid: list[Tensor]) -> Tensor:
+    def loss(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie,
+             users: Tensor | None = None) -> Tensor:
         """Negative log-likelihood of the targets, per Rec-ID token (comparable across depths)."""
-        return -self.log_likelihood(history, rows, targets, valid).mean() / self.depth
+        return -self.log_likelihood(history, rows, targets, parents, trie, users).mean() / self.depth

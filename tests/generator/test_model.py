@@ -84,7 +84,8 @@ def test_the_likelihood_is_the_mixture_computed_by_hand():
             hidden = model.decode(memory, pad, torch.tensor([rec_id[:d]]), torch.tensor([0]))[:, -1]
             valid = table.trie.valid_next(d, node)[0]
             for j in range(3):
-                z = hidden[0] @ model.tokens[d].weight.T + model.token_bias[d] + model.component_logits(memory, d)[0, j]
+                u = model.components(memory, d)[0, j]                                  # m_j U_d
+                z = (hidden[0] + u) @ model.tokens[d].weight.T + model.token_bias[d]
                 per_component[j] *= torch.softmax(z[valid], 0)[valid[:tok].sum()]
             node = table.trie.step(d, node, torch.tensor([tok]))
         expected.append(torch.log((prior * per_component).sum()))
@@ -99,16 +100,15 @@ def test_loss_learns_the_targets():
     history, rows = torch.tensor([[3, 7, 9], [1, 2, 0]]), torch.tensor([0, 1])
     items = torch.tensor([4, 11])
     targets = torch.from_numpy(table.tokens)[items]
-    paths = table.trie.item_paths()
-    valid = [table.trie.valid_next(d, paths[items, d]) for d in range(table.trie.depth)]
+    parents = table.trie.item_paths()[items]
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = model.loss(history, rows, targets, valid).item()
+    first = model.loss(history, rows, targets, parents, table.trie).item()
     for _ in range(40):
         opt.zero_grad()
-        model.loss(history, rows, targets, valid).backward()
+        model.loss(history, rows, targets, parents, table.trie).backward()
         opt.step()
     model.eval()
-    assert model.loss(history, rows, targets, valid).item() < first / 4
+    assert model.loss(history, rows, targets, parents, table.trie).item() < first / 4
     scores = sequence_log_probs(model, history, table.trie, targets)                     # [user, candidate]
     assert (scores.diagonal() > scores.flip(1).diagonal()).all()
 
