@@ -50,7 +50,7 @@ def level_accuracy(model, data, table: RecIDTable, split: str = "valid", batch: 
     hits = np.zeros(trie.depth)
     for s in range(0, len(users), batch):
         u, i = users[s:s + batch], items[s:s + batch]
-        memory, pad = model.encode(histories(seen, u, model.config.max_history), u)
+        memory, pad = model.encode(histories(seen, u, model.config.max_history))
         rows = torch.arange(len(u))
         target = tokens[i]
         hidden = model.decode(memory, pad, target[:, :-1], rows)
@@ -88,7 +88,7 @@ def rung(name: str, dataset: str, data, seed: int) -> dict:
         items = graph.representations()
     tok_seconds = time.perf_counter() - start
     seed_everything(seed)
-    model = build_generator(base, {"items": items}, table, data.num_users)
+    model = build_generator(base, {"items": items}, table)
     start = time.perf_counter()
     fit_generator(model, data, table, base.training, base.decoding, seed)
     gen_seconds = time.perf_counter() - start

@@ -119,7 +119,7 @@ def run_generator(run: RunDir, config: RunConfig, data: InteractionData, table: 
                   reps: dict[str, torch.Tensor], progress=None) -> tuple[RecIDGenerator, list[dict]]:
     """Train the generator with per-epoch checkpoints (or read its finished weights back)."""
     seed_everything(config.seed)           # initial weights: the same whether or not the tokenizer ran first
-    model = build_generator(config, reps, table, data.num_users).to(default_device())
+    model = build_generator(config, reps, table).to(default_device())
     if run.has(GENERATOR):
         model.load_state_dict(run.tensors(GENERATOR, next(model.parameters()).device))
         history = run.history()

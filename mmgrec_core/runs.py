@@ -47,11 +47,11 @@ def make_run_tokenizer(config: RunConfig) -> Tokenizer:
     return make_tokenizer(config.tokenizer.name, config.tokenizer.options, seed=config.seed)
 
 
-def build_generator(config: RunConfig, representations: dict[str, torch.Tensor], table: RecIDTable,
-                    num_users: int) -> RecIDGenerator:
-    """An untrained generator shaped for this run's Rec-IDs, representations and users."""
+def build_generator(config: RunConfig, representations: dict[str, torch.Tensor], table: RecIDTable
+                    ) -> RecIDGenerator:
+    """An untrained generator shaped for this run's Rec-IDs and item representations."""
     vocab = tuple(int(v) for v in table.trie.vocab)
-    return RecIDGenerator(config.generator, representations["items"], vocab, num_users)
+    return RecIDGenerator(config.generator, representations["items"], vocab)
 
 
 def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
@@ -73,7 +73,7 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
         if table.num_items != data.num_items:
             raise RunError(f"{run.path}: rec_ids.parquet has {table.num_items} items, dataset {data.num_items}")
         device = default_device()
-        model = build_generator(config, run.tensors(REPRESENTATIONS), table, data.num_users)
+        model = build_generator(config, run.tensors(REPRESENTATIONS), table)
         with _weights_fit(run.path, GENERATOR):
             model.load_state_dict(run.tensors(GENERATOR))
         model.to(device).eval()

@@ -107,7 +107,7 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
             history, targets, mask = history.to(device), targets.to(device), mask.to(device)
             owner, items = mask.nonzero(as_tuple=True)[0], targets[mask]        # [n]: row in batch, item
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.loss(history, owner, tokens[items], paths[items], trie, batch)
+                loss = model.loss(history, owner, tokens[items], paths[items], trie)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

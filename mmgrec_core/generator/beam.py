@@ -82,7 +82,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
         raise ValueError(f"beam width {beam} must be at least k = {k}")
     device = history.device
     b = len(history)
-    memory, pad = model.encode(history, users)
+    memory, pad = model.encode(history)
     counts = SeenCounts(trie, seen, users) if seen is not None else None
     prefix = torch.zeros(b, 1, dtype=torch.long, device=device)            # trie node ids, -1 = empty slot
     log_w = model.log_prior(memory, pad)[:, None]                          # [B, W, N]: per-component weights
@@ -124,8 +124,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
 
 
 @torch.no_grad()
-def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, tokens: Tensor,
-                       users: Tensor | None = None) -> Tensor:
+def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, tokens: Tensor) -> Tensor:
     """log p(rec_id | history) [B, C] of the Rec-IDs `tokens` [C, T] (rows of the table): exact scoring."""
     b, c = len(history), len(tokens)
     parents = [torch.zeros(c, dtype=torch.long, device=tokens.device)]
@@ -133,5 +132,5 @@ def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie,
         parents.append(trie.step(d, parents[-1], tokens[:, d]))
     parents = torch.stack(parents, 1)                                          # [C, T]: prefix id per depth
     rows = torch.arange(b, device=history.device).repeat_interleave(c)
-    out = model.log_likelihood(history, rows, tokens.repeat(b, 1), parents.repeat(b, 1), trie, users)
+    out = model.log_likelihood(history, rows, tokens.repeat(b, 1), parents.repeat(b, 1), trie)
     return out.view(b, c)

@@ -51,7 +51,6 @@ class GeneratorConfig:
     max_history: int = 100          # N: longer histories are sampled (training) or subsampled by a fixed hash
     pe: str = "relation"
     item_emb: str = "graph"
-    user_ids: bool = False          # a learned per-user vector joins the user token (as MF has one per user)
     mixture: bool = True            # the output mixes every memory position; False: the user token's alone
 
     def __post_init__(self):
@@ -75,7 +74,7 @@ def sinusoidal(n: int, dim: int) -> Tensor:
 class RecIDGenerator(nn.Module):
     """history [B, N] (item id + 1, 0 = padding) -> a distribution over Rec-IDs, one level at a time."""
 
-    def __init__(self, config: GeneratorConfig, item_vectors: Tensor, vocab: tuple[int, ...], num_users: int = 0):
+    def __init__(self, config: GeneratorConfig, item_vectors: Tensor, vocab: tuple[int, ...]):
         super().__init__()
         d = config.dim
         self.config, self.vocab = config, tuple(int(v) for v in vocab)
@@ -88,9 +87,6 @@ class RecIDGenerator(nn.Module):
         else:
             nn.init.normal_(self.item_table.weight, std=0.1)
         self.user_proj = nn.Linear(f, d)
-        self.user_table = nn.Embedding(num_users, d) if config.user_ids else None
-        if self.user_table is not None:
-            nn.init.zeros_(self.user_table.weight)
         self.register_buffer("positions", sinusoidal(config.max_history, d), persistent=False)
         relation = config.pe == "relation"
         self.encoder = nn.ModuleList(EncoderLayer(d, config.heads, f, config.dropout, relation)
@@ -114,11 +110,8 @@ class RecIDGenerator(nn.Module):
 
     # ---- encoder ---------------------------------------------------------------------------------------------
 
-    def encode(self, history: Tensor, users: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Memory [B, N + 1, D] (the user token first) and its padding mask [B, N + 1] (True = padding).
-
-        `users` [B] are needed with `user_ids`.
-        """
+    def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
+        """Memory [B, N + 1, D] (the user token first) and its padding mask [B, N + 1] (True = padding)."""
         pad = history == 0
         items = (history - 1).clamp_min(0)
         vectors = self.item_vectors[items]                                 # [B, N, F]
@@ -129,10 +122,7 @@ class RecIDGenerator(nn.Module):
             x = x + self.positions[: x.shape[1]]
         keep = (~pad).float()[..., None]
         user = (vectors * keep).sum(1) / keep.sum(1).clamp_min(1)          # [B, F]: from the input only
-        token = self.user_proj(user)
-        if self.user_table is not None:
-            token = token + self.user_table(users)
-        x = torch.cat([token[:, None], x], 1)
+        x = torch.cat([self.user_proj(user)[:, None], x], 1)
         pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], 1)
         for layer in self.encoder:
             x = layer(x, pad, user)
@@ -178,14 +168,13 @@ class RecIDGenerator(nn.Module):
         z = z.float().masked_fill(~mask[:, None, :], -1e9)
         return z - z.logsumexp(-1, keepdim=True)
 
-    def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie,
-                       users: Tensor | None = None) -> Tensor:
+    def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie) -> Tensor:
         """log p(target | history) [n] for Rec-IDs targets [n, T] of users rows [n] (indices into history).
 
         `parents` [n, T] are the targets' prefix ids at depths 0..T-1 (`PrefixTrie.item_paths`), which say
         whose children share each level's probability.
         """
-        memory, pad = self.encode(history, users)
+        memory, pad = self.encode(history)
         hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, N + 1]
         for d in range(self.depth):
@@ -195,7 +184,6 @@ class RecIDGenerator(nn.Module):
             log_w = log_w + logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
         return log_w.logsumexp(1)
 
-    def loss(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie,
-             users: Tensor | None = None) -> Tensor:
+    def loss(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie) -> Tensor:
         """Negative log-likelihood of the targets, per Rec-ID token (comparable across depths)."""
-        return -self.log_likelihood(history, rows, targets, parents, trie, users).mean() / self.depth
+        return -self.log_likelihood(history, rows, targets, parents, trie).mean() / self.depth
