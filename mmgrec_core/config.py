@@ -231,8 +231,9 @@ def _parse_value(raw: str, tp: type) -> Any:
     """A --set value as the field's type would read it: strings stay as typed, lists may be comma-separated."""
     if tp is str:
         return raw
-    if tp == tuple[str, ...] and not raw.startswith("["):
-        return [s.strip() for s in raw.split(",") if s.strip()]
+    if tp == tuple[str, ...]:                            # ease,mf  [ease,mf]  ["ease", "mf"]  []
+        inner = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+        return [s.strip().strip("\"'") for s in inner.split(",") if s.strip()]
     try:
         return json.loads(raw)
     except json.JSONDecodeError:

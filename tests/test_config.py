@@ -23,6 +23,9 @@ def test_keys_resolve_against_the_schema():
     assert config.generator.pe == "none" and config.tokenizer.collision == "random"
     assert config.tokenizer.options.steps == 50 and config.decoding.beam == 30 and config.training.epochs == 3
     assert config.baselines.models == ("popularity", "ease")
+    for written in ("[mf,ease]", '["mf", "ease"]', "mf, ease"):
+        assert resolve(sets=[f"baselines.models={written}"]).baselines.models == ("mf", "ease")
+    assert resolve(sets=["baselines=[]"]).baselines.models == ()
     assert resolve(sets=["tokenizer.name=late_fusion", "separator=true"]).tokenizer.options.separator is True
 
 
