@@ -45,7 +45,10 @@ def run_variant(base: Path, out: Path, sets: list[str], reuse_tokenizer: bool) -
     if run.finished:
         return run.metrics()
     if not run.has(CONFIG):
-        config = resolve(RunDir(base).config().to_dict(), sets + ["baselines=[]"])
+        tree = RunDir(base).config().to_dict()
+        if any(s.startswith("tokenizer.name=") for s in sets):      # another tokenizer: its own defaults
+            tree["tokenizer"] = {"collision": tree["tokenizer"]["collision"]}
+        config = resolve(tree, sets + ["baselines=[]"])
         run.write_config(config)
         if reuse_tokenizer:
             for name in (*TOKENIZER_OUTPUTS, TOKENIZER):

@@ -4,11 +4,16 @@
 
 Every rung trains the default generator (same encoder inputs, recipe, seed) on different Rec-IDs:
 
-1. `flat`: each item's Rec-ID is its id, one level of I tokens: a softmax over the catalog, no code structure.
-   What the history encoder reaches when the codes cost nothing.
+1. `flat`: each item's Rec-ID is its id, one level of I tokens: one softmax of the decoder state over the
+   catalog, no code structure. What the history encoder reaches when the codes cost nothing. It runs without
+   the output mixture: a mixture over N history positions costs N x I per target with a flat vocabulary (about
+   an hour per epoch on demo on 2 CPU cores), where the trie keeps it at N x (children of the prefix).
+   `single_softmax` (rung 5) is the same single softmax on the default Rec-IDs, so the two compare like with
+   like.
 2. `cf_codes`: the Graph RQ-VAE on the graph's spectral CF embedding alone (content weight 0).
 3. `graph_rqvae`: the default tokenizer (CF embedding and modalities).
 4. `rqvae`: content-only codes (RQ-VAE on the standardised modalities).
+5. `single_softmax`: the default codes, decoded by one softmax of the decoder state instead of the mixture.
 
 For each rung: validation and test Recall/NDCG@10/20 (beam search, the default width), the share of validation
 targets whose token at each level is the model's most likely one given the true prefix (teacher forcing), the
@@ -88,7 +93,9 @@ def rung(name: str, dataset: str, data, seed: int) -> dict:
         items = graph.representations()
     tok_seconds = time.perf_counter() - start
     seed_everything(seed)
-    model = build_generator(base, {"items": items}, table)
+    shape = dataclasses.replace(base, generator=dataclasses.replace(base.generator, mixture=False)) \
+        if name in ("flat", "single_softmax") else base
+    model = build_generator(shape, {"items": items}, table)
     start = time.perf_counter()
     fit_generator(model, data, table, base.training, base.decoding, seed)
     gen_seconds = time.perf_counter() - start
@@ -105,7 +112,7 @@ def rung(name: str, dataset: str, data, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="demo")
-    ap.add_argument("--rungs", default="flat,cf_codes,graph_rqvae,rqvae")
+    ap.add_argument("--rungs", default="graph_rqvae,flat,single_softmax,cf_codes,rqvae")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

@@ -1,8 +1,8 @@
 """Real-browser tests: `streamlit run` headless, driven by Playwright with Debian's Chromium (no browser download).
 
 Every page opens without an exception, a picked user gets a recommendation list, a lasso on the UMAP lists the
-selected items; each page is saved as a screenshot. Screenshots go to assets/screenshots/ when the app shows the
-shipped run (or to $MMGREC_SCREENSHOTS), else to a temporary folder. The run shown is $MMGREC_BROWSER_RUN, else the
+selected items; each page is saved as a screenshot, into $MMGREC_SCREENSHOTS when set (the README refreshes
+assets/screenshots/ that way), else into a temporary folder. The run shown is $MMGREC_BROWSER_RUN, else the
 shipped run, else the tiny test run.
 """
 
@@ -48,11 +48,9 @@ def shown_run(runs_folder) -> Path:
 
 @pytest.fixture(scope="module")
 def shots(shown_run, tmp_path_factory) -> Path:
-    if os.environ.get("MMGREC_SCREENSHOTS"):
+    if os.environ.get("MMGREC_SCREENSHOTS"):          # the README's command that refreshes assets/screenshots
         folder = Path(os.environ["MMGREC_SCREENSHOTS"])
-    elif shown_run == SHIPPED:
-        folder = ROOT / "assets" / "screenshots"
-    else:
+    else:                                             # tests never write into the checkout
         folder = tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
