@@ -225,7 +225,8 @@ def make_baseline(name: str, **overrides) -> Popularity | EASE | MF | LightGCN:
 
 
 # The grid searched on each dataset's validation split when baselines are tuned (the default): defaults chosen
-# on one dataset do not transfer (validation Recall@20 of MF: best L2 3e-2 on demo, >= 1e-1 on demo:preset=sparse).
+# on one dataset do not transfer (MF's best L2 on validation Recall@20: 1e-2 on MovieLens, 3e-2 on demo, 3e-1 on
+# demo:preset=sparse).
 # Each grid holds the model's default and varies L2, which moves the result most, at the learning rate that was
 # best on demo and MovieLens (benchmarks/results/tune_*.csv): 1e-3 for MF (5e-3 lost 4% on MovieLens), 5e-3 for
 # LightGCN (2-3x sooner to converge, which keeps the whole grid inside one run).

@@ -92,15 +92,11 @@ class PrefixTrie:
 
     def valid_next(self, depth: int, prefix_ids: Tensor) -> Tensor:
         """bool [B, V_depth]: which tokens extend each prefix [B] to a valid one; all False for id -1."""
-        indptr, b = self.indptr[depth], len(prefix_ids)
-        ok = prefix_ids >= 0
-        lo = indptr[prefix_ids.clamp_min(0)]                              # [B]
-        count = torch.where(ok, indptr[prefix_ids.clamp_min(0) + 1] - lo, 0)
-        row = torch.repeat_interleave(torch.arange(b, device=lo.device), count)        # [E]
-        offset = torch.arange(len(row), device=lo.device) - (count.cumsum(0) - count)[row]
-        mask = torch.zeros(b, self.vocab[depth], dtype=torch.bool, device=lo.device)
-        mask[row, self.next_token[depth][lo[row] + offset]] = True
-        return mask
+        tokens, _, mask = self.children(depth, prefix_ids)
+        row, slot = mask.nonzero(as_tuple=True)
+        out = torch.zeros(len(prefix_ids), self.vocab[depth], dtype=torch.bool, device=tokens.device)
+        out[row, tokens[row, slot]] = True
+        return out
 
     def children(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The valid next tokens of each prefix [B], padded to the most children any of them has:

@@ -136,7 +136,7 @@ def _optimizer(model: RecIDGenerator, cfg: TrainingConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only: decaying embeddings pulls rare items to the origin."""
     decay, rest = [], []
     for name, p in model.named_parameters():
-        is_matrix = p.ndim >= 2 and not name.startswith(("item_table", "user_table", "tokens", "level"))
+        is_matrix = p.ndim >= 2 and not name.startswith(("item_table", "tokens", "level"))
         (decay if is_matrix else rest).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)

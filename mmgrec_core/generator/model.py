@@ -135,7 +135,8 @@ class RecIDGenerator(nn.Module):
         """
         if not self.config.mixture:
             alone = torch.full(pad.shape, float("-inf"), device=memory.device)
-            return alone.index_fill(1, torch.tensor([0], device=memory.device), 0.0)
+            alone[:, 0] = 0.0
+            return alone
         return F.log_softmax(self.prior(memory)[..., 0].float().masked_fill(pad, float("-inf")), -1)
 
     def components(self, memory: Tensor, level: int) -> Tensor:
