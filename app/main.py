@@ -1,7 +1,9 @@
 """mmgrec dashboard: `streamlit run app/main.py`.
 
-The sidebar picks a run (the shipped demo run and every run under a runs folder); `st.navigation` runs one of the
-pages in app/views/. The URL carries `run`, `user` and `item`, so a view can be shared.
+The sidebar picks a run (the shipped demo run and every run under the runs root, which only whoever starts the
+server sets: `streamlit run app/main.py -- --runs DIR`); `st.navigation` runs one of the pages in app/views/. The
+URL carries `run`, `user` and `item`, so a view can be shared. The server listens on localhost only
+(.streamlit/config.toml); `--server.address 0.0.0.0` opens it to the network on purpose.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ PAGES = [
 def pick_run() -> None:
     """Sidebar: the runs folder and the run; the choice goes to session state and the URL."""
     with st.sidebar:
-        st.text_input("Runs folder", key="runs_dir", value=str(state.run_key(state.runs_dir())),
-                      help="Every run directory directly inside it is listed (relative paths start at the repository).")
+        st.caption(f"Runs from `{state.run_key(state.runs_dir())}`, set when the app was started "
+                   "(`streamlit run app/main.py -- --runs DIR`).")
         entries = state.list_runs(state.runs_dir())
         if not entries:
             st.session_state["run_entry"] = None
@@ -44,7 +46,7 @@ def pick_run() -> None:
         keys = [e.key for e in entries]
         wanted = st.query_params.get("run")
         if wanted and wanted not in keys:               # shown once: the URL is rewritten to the run shown
-            st.warning(f"Run `{wanted}` from the URL was not found; showing `{keys[0]}`.")
+            st.warning(f"Run {state.plain(wanted, 80)} from the URL was not found; showing `{keys[0]}`.")
         if "run_choice" not in st.session_state or st.session_state["run_choice"] not in keys:
             st.session_state["run_choice"] = wanted if wanted in keys else keys[0]
         labels = {e.key: e.label for e in entries}
@@ -60,5 +62,15 @@ def pick_run() -> None:
         st.caption(f"`{entry.path}`")
 
 
+def show(page) -> None:
+    """Run the page; an error it did not foresee (a run file with unexpected content, say) becomes a message in
+    the page instead of a traceback, and the other pages stay usable."""
+    try:
+        page.run()
+    except Exception as err:                         # st.stop() and st.rerun() are not Exceptions: they pass
+        st.error(f"This page could not be drawn for this run: {state.plain(f'{type(err).__name__}: {err}', 300)}")
+        st.caption("Pick another run in the sidebar, or train this one again.")
+
+
 pick_run()
-st.navigation(PAGES).run()
+show(st.navigation(PAGES))

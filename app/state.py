@@ -7,7 +7,10 @@ a stamp (the mtime of its metrics.json), so a run trained again is reloaded inst
 
 from __future__ import annotations
 
+import argparse
 import os
+import string
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +38,28 @@ class RunEntry:
 
 
 def runs_dir() -> Path:
-    """The folder listed in the picker: the sidebar's choice, else $MMGREC_RUNS_DIR, else runs/."""
-    chosen = st.session_state.get("runs_dir") or os.environ.get("MMGREC_RUNS_DIR") or "runs"
+    """The runs root, set by whoever starts the server and by nobody else:
+    `streamlit run app/main.py -- --runs DIR`, else $MMGREC_RUNS_DIR, else runs/ (relative to the repository).
+
+    The app lists, reads and writes runs only here (plus the shipped run and $MMGREC_RUN); a visitor picks among
+    them and cannot point it at another folder.
+    """
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--runs")
+    chosen = parser.parse_known_args(sys.argv[1:])[0].runs or os.environ.get("MMGREC_RUNS_DIR") or "runs"
     path = Path(chosen).expanduser()
-    return path if path.is_absolute() else REPO / path
+    return (path if path.is_absolute() else REPO / path).resolve()
+
+
+def plain(text: object, limit: int = 120) -> str:
+    """`text` as literal characters inside markdown (st.warning, st.error, ...), cut to `limit` characters.
+
+    Values from the URL or a visitor's form reach messages; escaped, they cannot add bold text, links or images
+    (which the browser would fetch) to the page.
+    """
+    text = " ".join(str(text).split())
+    cut = text[:limit] + ("..." if len(text) > limit else "")
+    return "".join("\\" + ch if ch in string.punctuation else ch for ch in cut)   # CommonMark escapes
 
 
 def run_key(path: Path) -> str:
@@ -90,7 +111,8 @@ def current_run() -> Run:
     entry: RunEntry | None = st.session_state.get("run_entry")
     if entry is None:
         st.info(f"No run found. Train one on the **Train** page, or regenerate the shipped demo run with "
-                f"`{REGENERATE}`; runs are listed from `{run_key(runs_dir())}`.")
+                f"`{REGENERATE}`; runs are listed from `{run_key(runs_dir())}` (start the app with "
+                "`streamlit run app/main.py -- --runs DIR` for another folder).")
         st.stop()
     try:
         return open_run(entry.path)
@@ -114,7 +136,7 @@ def query_index(name: str, size: int, what: str) -> int | None:
         value = -1
     if 0 <= value < size:
         return value
-    st.warning(f"`{name}={raw}` in the URL is not a {what} of this run (valid: 0 to {size - 1}); "
+    st.warning(f"{plain(f'{name}={raw}', 60)} in the URL is not a {what} of this run (valid: 0 to {size - 1}); "
                f"showing another one instead.")
     del st.query_params[name]
     return None

@@ -86,10 +86,17 @@ def load_run(path: str | Path, data: InteractionData | None = None) -> Run:
             else:
                 tokenizer = None
         seen = UserItems(data, device=device)
+        metrics, recs = _checked_metrics(run.path, run.metrics()), run.baseline_recs()
+        for name, top in recs.items():
+            if top.ndim != 2 or len(top) != data.num_users or top.dtype not in (torch.int32, torch.int64):
+                raise RunError(f"{run.path}: baseline_recs {name} is {top.dtype} {list(top.shape)}, "
+                               f"expected integers [{data.num_users}, K]")
+        stats = run.json(TOKENIZER_STATS, {})
+        if not isinstance(stats, dict):
+            raise RunError(f"{run.path}: tokenizer_stats.json holds {type(stats).__name__}, expected an object")
         return Run(path=run.path, config=config, data=data, table=table, model=model,
                    recommender=MMGRec(model, table, seen, beam=config.decoding.beam), tokenizer=tokenizer,
-                   metrics=run.metrics(), history=run.history(), tokenizer_stats=run.json(TOKENIZER_STATS, {}),
-                   baseline_recs=run.baseline_recs())
+                   metrics=metrics, history=run.history(), tokenizer_stats=stats, baseline_recs=recs)
     except RunError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
@@ -104,3 +111,16 @@ def _weights_fit(path: Path, name: str) -> Iterator[None]:
     except RuntimeError:
         raise RunError(f"{path}: {name} does not match this version's model (trained with an older mmgrec?); "
                        f"train the run again") from None
+
+
+def _checked_metrics(path: Path, metrics: dict) -> dict:
+    """metrics.json as the pages read it: {"models": {name: {"valid"|"test": {metric: number}, ...}}}."""
+    models = metrics.get("models") if isinstance(metrics, dict) else None
+    if not isinstance(models, dict):
+        raise RunError(f"{path}: metrics.json has no 'models' object")
+    for name, entry in models.items():
+        for split in ("valid", "test"):
+            scores = entry.get(split, {}) if isinstance(entry, dict) else None
+            if not isinstance(scores, dict) or not all(isinstance(v, int | float) for v in scores.values()):
+                raise RunError(f"{path}: metrics.json: models.{name}.{split} must map metric names to numbers")
+    return metrics

@@ -30,12 +30,7 @@ def load_dataset(spec: str = "demo") -> InteractionData:
     """Load the dataset named by `spec` (see the module docstring); bad specs and files raise DatasetError."""
     kind, _, arg = spec.partition(":")
     if kind == "demo":
-        options = _parse_kv(arg, spec)
-        preset = options.pop("preset", None)
-        if preset is not None and preset not in PRESETS:
-            raise DatasetError(f"{spec}: preset={preset!r}; presets are {', '.join(PRESETS)}")
-        base = {k: str(v) for k, v in PRESETS.get(preset, {}).items()}
-        return generate(_parse_options(DemoConfig, {**base, **options}, spec))
+        return generate(demo_config(spec))
     if kind == "movielens":
         opts = _parse_kv(arg, spec)
         unknown = set(opts) - {"min_count", "split", "seed"}
@@ -54,6 +49,19 @@ def load_dataset(spec: str = "demo") -> InteractionData:
         from .formats import load_mmgcn, load_mmrec
         return load_mmrec(arg) if kind == "mmrec" else load_mmgcn(arg)
     raise DatasetError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} (e.g. demo, mmrec:DIR)")
+
+
+def demo_config(spec: str) -> DemoConfig:
+    """The demo world a `demo[:k=v,...]` spec asks for, validated; nothing is generated yet."""
+    kind, _, arg = spec.partition(":")
+    if kind != "demo":
+        raise DatasetError(f"{spec!r} is not a demo world spec")
+    options = _parse_kv(arg, spec)
+    preset = options.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise DatasetError(f"{spec}: preset={preset!r}; presets are {', '.join(PRESETS)}")
+    base = {k: str(v) for k, v in PRESETS.get(preset, {}).items()}
+    return _parse_options(DemoConfig, {**base, **options}, spec)
 
 
 def _parse_kv(arg: str, spec: str) -> dict[str, str]:

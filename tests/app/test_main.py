@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -144,7 +148,7 @@ def test_collisions_sweep_computes_with_progress(app_env):
     assert sweep[0]["tokenizer"].tolist() == ["rqvae"]
 
 
-def test_train_page_trains_a_run_into_the_runs_folder(app_env, runs_folder):
+def test_train_page_queues_a_run_into_the_runs_folder(app_env, runs_folder):
     at = app()
     at.switch_page("views/train.py").run()
     at.text_input(key="train_name").set_value("apptrained")
@@ -155,10 +159,66 @@ def test_train_page_trains_a_run_into_the_runs_folder(app_env, runs_folder):
     at.selectbox(key="train_dim").set_value(16)
     at.button[0].click().run()
     check(at)
+    deadline = time.monotonic() + 240                   # the run trains in a child process; the page polls it
+    while not (at.success or at.error) and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+        check(at)
     assert at.success, texts(at)
     assert (runs_folder / "apptrained" / "metrics.json").exists()
     at.run()
     assert any(o.endswith("apptrained") for o in at.sidebar.selectbox[0].options)
+
+
+@pytest.mark.parametrize("dataset", ["mmrec:/etc", "demo:items=100000000", "demo:users=50000", "demo:zipf=nan"])
+def test_train_page_refuses_what_the_server_must_not_run(app_env, runs_folder, dataset):
+    at = app()
+    at.switch_page("views/train.py").run()
+    at.text_input(key="train_name").set_value("refused")
+    at.text_input(key="train_dataset").set_value(dataset)
+    at.button[0].click().run()
+    check(at)
+    assert at.error and "Not queued" in at.error[0].value, texts(at)
+    assert not (runs_folder / "refused").exists()
+
+
+def test_sidebar_offers_no_folder_and_the_runs_root_comes_from_the_command_line(app_env, monkeypatch, tmp_path):
+    from app import state
+    at = app()
+    assert not at.sidebar.text_input                    # a visitor cannot point the app at another folder
+    monkeypatch.setattr("sys.argv", ["app/main.py", "--runs", str(tmp_path)])
+    assert state.runs_dir() == tmp_path.resolve()
+    monkeypatch.setattr("sys.argv", ["app/main.py"])
+    assert state.runs_dir() == Path(os.environ["MMGREC_RUNS_DIR"]).resolve()
+    at = app(run=str(Path.home()))                      # a path outside the root is not a run to show
+    assert "was not found" in at.sidebar.warning[0].value
+
+
+def test_streamlit_serves_localhost_by_default():
+    import tomllib
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "localhost"
+
+
+INJECTION = "**bold** ![x](http://example.invalid/x.png) [link](http://example.invalid) <b>html</b>" + "x" * 500
+
+
+def test_url_parameters_are_shown_as_plain_text(app_env):
+    at = app(run=INJECTION)
+    shown = at.sidebar.warning[0].value
+    assert "was not found" in shown and len(shown) < 300          # capped
+    for markup in ("**", "![", "](", "<b>"):
+        assert markup not in _unescaped(shown), (markup, shown)
+    at = app(user=INJECTION)
+    at.switch_page("views/recommend.py").run()
+    check(at)
+    for markup in ("**", "![", "](", "<b>"):
+        assert markup not in _unescaped(at.warning[0].value)
+
+
+def _unescaped(markdown: str) -> str:
+    """The characters markdown would act on: every backslash-escaped character removed."""
+    return re.sub(r"\\.", "", markdown)
 
 
 def test_no_runs_gives_a_message(monkeypatch, tmp_path):
@@ -235,3 +295,30 @@ def test_every_page_renders_for_other_tokenizers(tokenizer, tiny_config, tmp_pat
         assert "keeps no per-level codebook trace" in at.info[0].value
     else:
         assert "Level 1** chose codeword" in texts(at)
+
+
+def _corrupt(path: Path, name: str) -> None:
+    from safetensors.torch import save_file
+    import torch
+    if name == "metrics.json":
+        (path / name).write_text(json.dumps({"dataset": 3, "k": "ten", "models": {"mmgrec": {"test": "abc"}}}))
+    elif name == "tokenizer_stats.json":
+        (path / name).write_text(json.dumps({"losses": "many", "collision_rate": [1, 2]}))
+    else:
+        save_file({"mf": torch.zeros(3, dtype=torch.int64)}, str(path / name))
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "tokenizer_stats.json", "baseline_recs.safetensors"])
+def test_run_files_with_unexpected_content_give_messages_not_tracebacks(app_env, tiny_run, tmp_path, monkeypatch,
+                                                                        name):
+    import shutil
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_run, bad)
+    _corrupt(bad, name)
+    monkeypatch.setenv("MMGREC_RUN", str(bad))
+    at = app()
+    check(at)
+    for page in PAGES:
+        at.switch_page(page).run()
+        check(at)
+        assert at.title or at.error, page
