@@ -6,10 +6,9 @@ Every rung trains the default generator (same encoder inputs, recipe, seed) on d
 
 1. `flat`: each item's Rec-ID is its id, one level of I tokens: one softmax of the decoder state over the
    catalog, no code structure. What the history encoder reaches when the codes cost nothing. It runs without
-   the output mixture: a mixture over N history positions costs N x I per target with a flat vocabulary (about
-   an hour per epoch on demo on 2 CPU cores), where the trie keeps it at N x (children of the prefix).
-   `single_softmax` (rung 5) is the same single softmax on the default Rec-IDs, so the two compare like with
-   like.
+   the output mixture (a mixture over N history positions would cost N x I per target with a flat vocabulary,
+   where the trie keeps it at N x the children of a prefix); `single_softmax` (rung 5) is the same single
+   softmax on the default Rec-IDs, so the two compare like with like.
 2. `cf_codes`: the Graph RQ-VAE on the graph's spectral CF embedding alone (content weight 0).
 3. `graph_rqvae`: the default tokenizer (CF embedding and modalities).
 4. `rqvae`: content-only codes (RQ-VAE on the standardised modalities).
@@ -114,12 +113,15 @@ def main() -> None:
     ap.add_argument("--dataset", default="demo")
     ap.add_argument("--rungs", default="graph_rqvae,flat,single_softmax,cf_codes,rqvae")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="CSV; rows of rungs not run now are kept")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     data = load_dataset(args.dataset)
-    rows = []
-    for name in args.rungs.split(","):
+    names = args.rungs.split(",")
+    kept = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame(columns=["rung"])
+    kept = kept[~kept["rung"].isin(names)]               # rungs run before and not asked for again stay
+    rows = kept.to_dict("records")
+    for name in names:
         rows.append(rung(name, args.dataset, data, args.seed))
         print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -129,19 +129,19 @@ class RecIDGenerator(nn.Module):
         return self.encoder_norm(x), pad
 
     def log_prior(self, memory: Tensor, pad: Tensor) -> Tensor:
-        """log pi [B, N + 1]: how much each memory position speaks for the user (-inf on padding).
+        """log pi [B, M]: how much each component speaks for the user (-inf on padding).
 
-        Without `mixture` all weight is on the user token: one softmax of one state, as in a plain decoder.
+        With `mixture` the components are the M = N + 1 memory positions; without it the user token is the only
+        one (M = 1, log pi = 0): one softmax of one state, as in a plain decoder, at a cost that does not grow
+        with the history.
         """
         if not self.config.mixture:
-            alone = torch.full(pad.shape, float("-inf"), device=memory.device)
-            alone[:, 0] = 0.0
-            return alone
+            return torch.zeros(len(memory), 1, device=memory.device)
         return F.log_softmax(self.prior(memory)[..., 0].float().masked_fill(pad, float("-inf")), -1)
 
     def components(self, memory: Tensor, level: int) -> Tensor:
-        """m_j U_d [B, N + 1, D]: each memory position's offset direction at level d."""
-        return self.component[level](memory)
+        """m_j U_d [B, M, D]: each component's offset direction at level d (M as in `log_prior`)."""
+        return self.component[level](memory if self.config.mixture else memory[:, :1])
 
     # ---- decoder ---------------------------------------------------------------------------------------------
 
@@ -156,17 +156,29 @@ class RecIDGenerator(nn.Module):
 
     def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, children: Tensor,
                        mask: Tensor) -> Tensor:
-        """log q_j(c | prefix) [R, N + 1, C] of each prefix's valid children `children` [R, C] (mask [R, C]).
+        """log q_j(c | prefix) [R, M, C] of each prefix's valid children `children` [R, C] (mask [R, C]).
 
-        hidden [R, D] are the prefixes' decoder states, components [R, N + 1, D] their users' `components`.
+        hidden [R, D] are the prefixes' decoder states, components [R, M, D] their users' `components`.
         Only the children are scored, so the cost follows the trie's branching, not the catalog. Padding
         children get a log-probability below -1e9 rather than -inf, so a row without any (a dead beam slot,
         which beam search masks anyway) stays finite and nothing turns into NaN.
         """
+        if len(children) > 1 and bool((children == children[:1]).all()) and bool((mask == mask[:1]).all()):
+            return self._shared_step(hidden, level, components, children[0], mask[0])
         e = self.tokens[level](children)                                        # [R, C, D]
         z = (hidden[:, None] * e).sum(-1) + self.token_bias[level][children]    # [R, C]
-        z = z[:, None, :] + torch.einsum("rnd,rcd->rnc", components, e)         # [R, N + 1, C]
+        z = z[:, None, :] + torch.einsum("rmd,rcd->rmc", components, e)         # [R, M, C]
         z = z.float().masked_fill(~mask[:, None, :], -1e9)
+        return z - z.logsumexp(-1, keepdim=True)
+
+    def _shared_step(self, hidden: Tensor, level: int, components: Tensor, children: Tensor, mask: Tensor
+                     ) -> Tensor:
+        """`step_log_probs` when every row has the same children [C] (the root level; a flat vocabulary):
+        two matrix products instead of gathering a [R, C, D] copy of the embeddings."""
+        e = self.tokens[level](children)                                        # [C, D]
+        z = hidden @ e.T + self.token_bias[level][children]                     # [R, C]
+        z = z[:, None, :] + components @ e.T                                    # [R, M, C]
+        z = z.float().masked_fill(~mask, -1e9)
         return z - z.logsumexp(-1, keepdim=True)
 
     def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie) -> Tensor:
@@ -177,7 +189,7 @@ class RecIDGenerator(nn.Module):
         """
         memory, pad = self.encode(history)
         hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
-        log_w = self.log_prior(memory, pad)[rows]                                  # [n, N + 1]
+        log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
         for d in range(self.depth):
             children, _, mask = trie.children(d, parents[:, d])
             logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], children, mask)
