@@ -6,6 +6,8 @@ so every figure reads in dark mode too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -70,17 +72,26 @@ def training_curves(history: pd.DataFrame) -> go.Figure:
 
 # ---- Rec-ID tree ---------------------------------------------------------------------------------------------
 
-def recid_tree(table: RecIDTable, *, kind: str = "sunburst", size: str = "items",
-               color: pd.Series | None = None, maxdepth: int = 3) -> go.Figure:
-    """c1 -> c2 -> ... -> cM -> items (`RecIDTable.tree_frame`) as a sunburst, icicle or treemap.
+def recid_tree(table: RecIDTable, *, kind: str = "treemap", size: str = "items",
+               color: pd.Series | None = None, maxdepth: int = 2, root: Sequence[int] = ()) -> go.Figure:
+    """The subtree under the prefix `root` (c1 -> c2 -> ... -> cM -> items, `RecIDTable.tree_frame`), `maxdepth`
+    levels below it, as a treemap, sunburst or icicle.
 
-    `size` is "items" (count) or "popularity" (training interactions). With a categorical `color` (one value per
-    item, named), each node takes the colour of its most common value (the template's colourway, so the theme
-    decides the actual colours) and its hover says how pure the node is; a legend names the values.
+    Only the nodes shown are sent to the browser: the whole demo tree is thousands of nodes (half a megabyte and
+    seconds to draw), its first two levels a few hundred. `size` is "items" (count) or "popularity" (training
+    interactions). With a categorical `color` (one value per item, named), each node takes the colour of its
+    most common value (the template's colourway, so the theme decides the actual colours) and its hover says how
+    pure the node is; a legend names the values.
     """
     if table.num_items == 0:
         return _empty("Rec-ID tree", "no items")
     nodes = table.tree_frame(None if color is None else color.to_numpy())
+    top = "/".join(map(str, root))
+    inside = nodes["id"].str.startswith(top + "/") if root else pd.Series(True, index=nodes.index)
+    nodes = nodes[(inside | (nodes["id"] == top)) & (nodes["depth"] <= len(root) + maxdepth)].copy()
+    if nodes.empty:
+        return _empty("Rec-ID tree", f"no items under {'-'.join(map(str, root))}")
+    nodes.loc[nodes["id"] == top, "parent"] = ""                       # the chosen prefix is the centre
     values = nodes["items"] if size == "items" else nodes["popularity"].clip(lower=0)
     trace = {"sunburst": go.Sunburst, "icicle": go.Icicle, "treemap": go.Treemap}[kind]
     unit = "items" if size == "items" else "interactions"

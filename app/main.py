@@ -46,7 +46,7 @@ def pick_run() -> None:
         keys = [e.key for e in entries]
         wanted = st.query_params.get("run")
         if wanted and wanted not in keys:               # shown once: the URL is rewritten to the run shown
-            st.warning(f"Run {state.plain(wanted, 80)} from the URL was not found; showing `{keys[0]}`.")
+            st.warning(f"Run {state.plain(wanted, 80)} from the URL was not found; showing {state.plain(keys[0], 80)}.")
         if "run_choice" not in st.session_state or st.session_state["run_choice"] not in keys:
             st.session_state["run_choice"] = wanted if wanted in keys else keys[0]
         labels = {e.key: e.label for e in entries}
@@ -59,7 +59,7 @@ def pick_run() -> None:
                 st.session_state.pop(f"_{name}", None)
         st.session_state["run_entry"] = entry
         state.remember("run", entry.key)
-        st.caption(f"`{entry.path}`")
+        st.caption(state.plain(entry.path, 200))
 
 
 def show(page) -> None:

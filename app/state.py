@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +51,14 @@ def runs_dir() -> Path:
 
 
 def plain(text: object, limit: int = 120) -> str:
-    """`text` as literal characters inside markdown (st.warning, st.error, ...), cut to `limit` characters.
+    """`text` as an inline code span for markdown (st.warning, st.error, ...), on one line, cut to `limit`.
 
-    Values from the URL or a visitor's form reach messages; escaped, they cannot add bold text, links or images
-    (which the browser would fetch) to the page.
+    Values from the URL or a visitor's form reach messages. Inside a code span markdown renders nothing: no bold,
+    no images (which the browser would fetch), and no links (GitHub-flavoured markdown links a bare URL even when
+    its punctuation is backslash-escaped).
     """
-    text = " ".join(str(text).split())
-    cut = text[:limit] + ("..." if len(text) > limit else "")
-    return "".join("\\" + ch if ch in string.punctuation else ch for ch in cut)   # CommonMark escapes
+    text = " ".join(str(text).split()).replace("`", "'")
+    return "`" + text[:limit] + ("..." if len(text) > limit else "") + "`"
 
 
 def run_key(path: Path) -> str:

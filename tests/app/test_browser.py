@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -153,6 +154,33 @@ def test_every_page_opens_and_is_saved(server, page, shots):
             page.locator("[data-testid='stPlotlyChart']").last.scroll_into_view_if_needed()
             page.wait_for_timeout(800)
             save(page, shots, "collisions_sweep")
+
+
+def test_every_page_in_a_fresh_session_and_its_time_to_content(server, browser, shots):
+    """Each page opened by a new visitor (a new browser context: a new session); the seconds until its content
+    is drawn go to time_to_content.csv beside the screenshots (the README quotes them)."""
+    rows = []
+    for name, path in PAGES.items():
+        context = browser.new_context(viewport=VIEWPORT)
+        fresh = context.new_page()
+        start = time.perf_counter()
+        fresh.goto(f"{server}/{path}")
+        settle(fresh)
+        rows.append(f"{name},{time.perf_counter() - start - 1.6:.2f}")   # settle waits 2 x 0.8 s after drawing
+        assert_no_exception(fresh, name)
+        context.close()
+    (shots / "time_to_content.csv").write_text("page,seconds\n" + "\n".join(rows) + "\n")
+    print("\n".join(rows))
+
+
+def test_a_crafted_link_adds_no_markup_to_the_page(server, page):
+    page.goto(f"{server}/?run=" + urllib.parse.quote("**bold** ![x](http://example.invalid/x.png) "
+                                                    "[link](http://example.invalid)"))
+    settle(page)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    assert sidebar.get_by_text("was not found", exact=False).count() == 1
+    assert page.locator("img[src*='example.invalid'], a[href*='example.invalid']").count() == 0
+    assert sidebar.locator("[data-testid='stAlert'] strong").count() == 0
 
 
 def test_pick_a_user_and_see_a_recommendation_list(server, page, shots):

@@ -66,13 +66,22 @@ def test_recid_tree_has_one_leaf_per_item():
     assert nodes.loc[nodes["id"] == "0", "popularity"].item() == 6                  # popularity 5 + 1
     assert nodes.loc[nodes["id"] == "0", ["majority", "purity"]].values.tolist() == [["x", 1.0]]
     assert nodes.loc[nodes["id"] == "0/1/0", "label"].item() == "b"
-    fig = figures.recid_tree(table, color=category)
+    fig = figures.recid_tree(table, color=category, maxdepth=3)
     tree = fig.data[-1]
     assert sum(i.count("/") == 2 for i in tree.ids) == 3                    # c1 / c2 / item
     assert {t.name for t in fig.data[:-1]} == {"x", "y"}                     # legend entries
     assert len(set(tree.marker.colors)) == 2
     assert list(figures.recid_tree(table, size="popularity").data[-1].values[:2]) == [6, 0]
-    assert figures.recid_tree(table, size="popularity", kind="treemap").data[-1].type == "treemap"
+    assert figures.recid_tree(table, size="popularity", kind="sunburst").data[-1].type == "sunburst"
+
+
+def test_recid_tree_sends_only_the_levels_shown_under_the_chosen_node():
+    table = RecIDTable.from_tokens(np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0]]), ["a", "b", "c"])
+    assert list(figures.recid_tree(table, maxdepth=1).data[-1].ids) == ["0", "1"]
+    under = figures.recid_tree(table, root=[0], maxdepth=2).data[-1]
+    assert list(under.ids) == ["0", "0/0", "0/1", "0/0/0", "0/1/0"]
+    assert list(under.parents)[0] == ""                                      # the chosen node is the centre
+    assert figures.recid_tree(table, root=[7]).layout.annotations             # nothing under it: a message
 
 
 def test_explain_figures_and_stats_accept_empty_inputs():

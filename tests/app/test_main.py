@@ -207,18 +207,18 @@ def test_url_parameters_are_shown_as_plain_text(app_env):
     at = app(run=INJECTION)
     shown = at.sidebar.warning[0].value
     assert "was not found" in shown and len(shown) < 300          # capped
-    for markup in ("**", "![", "](", "<b>"):
-        assert markup not in _unescaped(shown), (markup, shown)
+    for markup in ("**", "![", "](", "<b>", "http"):
+        assert markup not in _outside_code(shown), (markup, shown)
     at = app(user=INJECTION)
     at.switch_page("views/recommend.py").run()
     check(at)
-    for markup in ("**", "![", "](", "<b>"):
-        assert markup not in _unescaped(at.warning[0].value)
+    for markup in ("**", "![", "](", "<b>", "http"):
+        assert markup not in _outside_code(at.warning[0].value)
 
 
-def _unescaped(markdown: str) -> str:
-    """The characters markdown would act on: every backslash-escaped character removed."""
-    return re.sub(r"\\.", "", markdown)
+def _outside_code(markdown: str) -> str:
+    """What markdown would act on: the message without its code spans."""
+    return re.sub(r"`[^`]*`", "", markdown)
 
 
 def test_no_runs_gives_a_message(monkeypatch, tmp_path):
@@ -238,11 +238,18 @@ def test_tree_and_codeword_options_all_render(app_env):
         at.selectbox(key="tree_kind").set_value(kind)
         at.selectbox(key="tree_size").set_value("popularity").run()
         check(at)
-    at.selectbox(key="node_c1").set_value(at.selectbox(key="node_c1").options[1]).run()
+    ids = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][-1]["ids"]
+    assert all("/" not in i for i in ids)                         # first view: the first level only
+    node = at.selectbox(key="node_c1").options[1].split()[0]
+    at.selectbox(key="node_c1").set_value(int(node)).run()
     check(at)
     assert "items** under" in texts(at)
-    at.text_input(key="tree_search").set_value("1-2").run()                               # a Rec-ID prefix search
+    ids = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][-1]["ids"]
+    assert ids[0] == node and all(i.startswith(node + "/") for i in ids[1:])   # the chart follows the choice
+    example = at.text_input(key="tree_search").placeholder.split(", or ")[1]
+    at.text_input(key="tree_search").set_value(example).run()                  # the example Rec-ID prefix
     check(at)
+    assert not any("No item matches" in i.value for i in at.info)
     at.switch_page("views/codewords.py").run()
     for view in at.selectbox(key="umap_view").options:
         at.selectbox(key="umap_view").set_value(view).run()
