@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("baselines", help="train and evaluate baselines; write DIR/metrics.json")
     p.add_argument("--dataset", default="demo", help="dataset spec: demo[:k=v,...], movielens, mmrec:DIR, mmgcn:DIR")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--out", type=Path, help="directory to write metrics.json and the top lists into (default: print only)")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     p.add_argument("--seed", type=int, default=0)
     t = sub.add_parser("tokenize", help="assign Rec-IDs; write DIR/rec_ids.parquet and DIR/tokenizer_stats.json")
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        where = getattr(args, "resume", None) or getattr(args, "out", None)
+        hint = f"; continue it with: python -m mmgrec_core train --resume {where}" \
+            if args.command == "train" and where and RunDir(where).has(CONFIG) else ""
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
 
 
 def _load(spec: str):
@@ -78,12 +85,14 @@ def baselines(args: argparse.Namespace) -> int:
     data = _load(config.dataset)
     print(data)
     bars: dict[str, tqdm] = {}
-    metrics = run_baselines(RunDir(args.out), config, data, report=_bars(bars, unit="eval"))
+    with tempfile.TemporaryDirectory() as scratch:
+        metrics = run_baselines(RunDir(args.out or scratch), config, data, report=_bars(bars, unit="eval"))
     _close(bars)
     for name, why in metrics.get("skipped", {}).items():
         print(f"skipped {name}: {why}", file=sys.stderr)
     print(format_table(metrics))
-    print(f"wrote {args.out / METRICS}")
+    if args.out:
+        print(f"wrote {args.out / METRICS}")
     return 0
 
 
@@ -189,7 +198,7 @@ def recommend(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"user": args.user, "items": items, "names": names, "rec_ids": rec_ids, "scores": scores}))
     else:
-        print(pd.DataFrame({"item": items, "name": names, "rec_id": [tuple(r) for r in rec_ids],
+        print(pd.DataFrame({"item": items, "name": names, "rec_id": ["-".join(map(str, r)) for r in rec_ids],
                             "log_prob": scores}, index=range(1, len(items) + 1)).to_string())
     return 0
 

@@ -45,3 +45,24 @@ def test_bad_dataset_exits_2_with_one_clear_line(tmp_path, spec, words):
 def test_unknown_model_is_refused(tmp_path, capsys):
     assert main(["baselines", "--dataset", SPEC, "--out", str(tmp_path), "--models", "svd"]) == 2
     assert "unknown ['svd']" in capsys.readouterr().err
+
+
+def test_baselines_without_out_prints_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["baselines", "--dataset", SPEC, "--models", "popularity"]) == 0
+    out = capsys.readouterr().out
+    assert "popularity" in out and "wrote" not in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_train_says_how_to_resume_instead_of_a_traceback(tmp_path, capsys, monkeypatch):
+    import mmgrec_core.pipeline as pipeline
+
+    def interrupted(out, config=None, **_):
+        (out / "config.json").parent.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "train_run", interrupted)
+    assert main(["train", "--dataset", SPEC, "--out", str(tmp_path / "run")]) == 130
+    assert f"train --resume {tmp_path / 'run'}" in capsys.readouterr().err

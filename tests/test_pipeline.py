@@ -80,6 +80,9 @@ def test_cli_recommend_json(run_dir, capsys):
     assert out["scores"] == sorted(out["scores"], reverse=True)
     run = load_run(run_dir)
     assert [run.table.item_of(tuple(r)) for r in out["rec_ids"]] == out["items"]
+    assert main(["recommend", "--run", str(run_dir), "--user", "4", "--k", "5"]) == 0
+    table = capsys.readouterr().out                                   # Rec-IDs written as in the app: 3-1-0-0
+    assert "-".join(map(str, out["rec_ids"][0])) in table and "(" not in table
 
 
 @pytest.mark.parametrize("args, message", [
