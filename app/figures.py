@@ -78,7 +78,7 @@ def recid_tree(table: RecIDTable, *, kind: str = "treemap", size: str = "items",
     levels below it, as a treemap, sunburst or icicle.
 
     Only the nodes shown are sent to the browser: the whole demo tree is thousands of nodes (half a megabyte and
-    seconds to draw), its first two levels a few hundred. `size` is "items" (count) or "popularity" (training
+    seconds to draw), its first level 128 tiles. `size` is "items" (count) or "popularity" (training
     interactions). With a categorical `color` (one value per item, named), each node takes the colour of its
     most common value (the template's colourway, so the theme decides the actual colours) and its hover says how
     pure the node is; a legend names the values.
@@ -174,6 +174,10 @@ def group_sizes(group_size: np.ndarray) -> go.Figure:
 
 # ---- codewords -----------------------------------------------------------------------------------------------
 
+NOT_AN_ITEM = "(codeword)"      # the value of an item attribute on a codeword's row
+NEUTRAL = "#8c8c8c"             # grey: readable on light and dark themes, in none of the qualitative palettes
+
+
 def projection_scatter(points: pd.DataFrame, color: str, *, title: str = "") -> go.Figure:
     """Items and codewords of one projection view; `custom_data` holds [id, kind] for selections.
 
@@ -184,10 +188,15 @@ def projection_scatter(points: pd.DataFrame, color: str, *, title: str = "") -> 
         return _empty(title, "nothing to project")
     frame = points.copy()
     discrete = frame[color].dtype == object or str(frame[color].dtype) in ("category", "string", "str", "bool")
-    if discrete:
+    colours = {}
+    if discrete:                        # one colour per value while the palettes last; codewords stay neutral
         frame[color] = frame[color].astype(str)
+        values = sorted(set(frame[color]) - {NOT_AN_ITEM})
+        palette = _colorway(len(values))
+        colours = {v: palette[i % len(palette)] for i, v in enumerate(values)} | {NOT_AN_ITEM: NEUTRAL}
     frame["size"] = np.where(frame["kind"] == "codeword", 9.0, 4.0)
     fig = px.scatter(frame, x="x", y="y", color=color, symbol="kind", size="size", size_max=9,
+                     color_discrete_map=colours,
                      custom_data=["id", "kind"], hover_name="hover", title=title,
                      hover_data={"x": False, "y": False, "size": False, "kind": False} | {color: True},
                      category_orders={"kind": ["item", "codeword"]}, render_mode="webgl"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,13 +86,18 @@ def sweep(data: InteractionData, config: SweepConfig = SweepConfig(),
     if use_cache and path.exists():
         return pd.read_parquet(path)
     device = default_device()
-    inputs = _representations(data, config, device)
     points = [(t, k) for t in config.tokenizers for k in config.codebooks]
+    if progress:
+        progress(0.0, f"0/{len(points)} points · the item representations (once per sweep)")
+    inputs = _representations(data, config, device)
     deepest = max(config.levels)
     rows = []
+    start = time.perf_counter()
     for n, (tok, k) in enumerate(points):
         if progress:
-            progress(n / len(points), f"{tok}: {k} codewords")
+            spent = time.perf_counter() - start
+            left = f", about {spent / n * (len(points) - n):.0f} s left" if n else ""
+            progress(n / len(points), f"{n}/{len(points)} points · {tok}: {k} codewords · {spent:.0f} s{left}")
         if tok == "hkmeans":
             parts = [hierarchical_kmeans(inputs["graph"], deepest, k, config.seed)]
         elif tok == "late_fusion":                # one quantizer per modality, Rec-ID = their concatenation

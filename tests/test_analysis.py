@@ -12,8 +12,10 @@ def test_sweep_rows_trends_and_cache(tmp_path, monkeypatch):
     data = load_dataset("demo:items=200,users=150,seed=7")
     seen = []
     assert cached_sweep(data, TINY) is None
-    frame = sweep(data, TINY, progress=lambda f, msg: seen.append(f))
-    assert len(frame) == 4 * 2 * 2 and seen[-1] == 1.0
+    frame = sweep(data, TINY, progress=lambda f, msg: seen.append((f, msg)))
+    assert len(frame) == 4 * 2 * 2 and seen[-1][0] == 1.0
+    assert "representations" in seen[0][1]                  # the slow first part says what it is doing
+    assert all("s left" in msg for _, msg in seen[2:-1])     # and from the second point on, the time left
     assert frame["collision_rate"].between(0, 1).all()
     # more room, fewer collisions: 3 x 16 can hold every item apart, 2 x 4 cannot (16 prefixes < 200 items)
     by = frame.set_index(["tokenizer", "levels", "codebook"])["collision_rate"]

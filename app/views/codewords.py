@@ -48,7 +48,8 @@ if view == ALL_CODEWORDS:
     choices = ["codebook level", "usage"]
 else:
     for col in state.item_columns(items):
-        points[col] = np.where(is_item, items[col].astype(str).to_numpy()[np.where(is_item, ids, 0)], "(codeword)")
+        points[col] = np.where(is_item, items[col].astype(str).to_numpy()[np.where(is_item, ids, 0)],
+                               figures.NOT_AN_ITEM)
         choices.append(col)
 color = b.selectbox("Colour by", choices, key="umap_colour",
                     index=choices.index("category") if "category" in choices else 0)

@@ -47,8 +47,8 @@ with st.expander("Sweep settings", expanded=False):
     levels = c.multiselect("Levels", LEVELS, default=list(LEVELS), key="sweep_levels")
     d, e = st.columns(2)
     default = SweepConfig()
-    steps = d.number_input("RQ-VAE steps per point", 1, 10_000, default.steps, key="sweep_steps")
-    polish = e.number_input("Polish steps", 0, 10_000, default.polish_steps, key="sweep_polish")
+    steps = d.number_input("RQ-VAE steps per point", 1, 2_000, default.steps, key="sweep_steps")
+    polish = e.number_input("Polish steps", 0, 1_000, default.polish_steps, key="sweep_polish")
 if not (tokenizers and codebooks and levels):
     st.info("Choose at least one tokenizer, codebook size and number of levels.")
     st.stop()
@@ -62,12 +62,15 @@ if result is None and config == SweepConfig(seed=config.seed) and shipped.exists
     st.caption("The default sweep, stored with this run.")
 if result is None:
     points = len(tokenizers) * len(codebooks) * len(levels)
-    st.warning(f"This sweep ({points} points) is not cached yet. The full default sweep takes about two minutes on "
-               f"two CPU cores for the 2,000-item demo world; a smaller one (fewer sizes, fewer steps) takes seconds.")
+    note = st.empty()
+    note.warning(f"This sweep ({points} tokenizer x codebook points, each an RQ-VAE fit of {steps + polish} steps) "
+                 "is not cached yet. Computing it blocks this page; the bar shows the time left after the first "
+                 "point.")
     if st.button("Compute sweep", type="primary"):
         bar = st.progress(0.0, text="starting")
         result = sweep(run.data, config, progress=lambda frac, text: bar.progress(min(max(frac, 0.0), 1.0), text))
         bar.empty()
+        note.empty()
 if result is not None:
     metric = st.radio("Show", ["collision_rate", "unique_prefix_share", "max_p", "usage", "perplexity"],
                       horizontal=True, format_func=lambda s: s.replace("_", " "))

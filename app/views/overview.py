@@ -35,12 +35,15 @@ with left:
         f"positions `{gen.pe}`, beam {cfg.decoding.beam}\n"
         f"- baselines: {', '.join(cfg.baselines.models) or 'none'}")
     split = st.radio("Split", ["test", "valid"], horizontal=True)
-    table = figures.metrics_table(run.metrics, split)
-    seconds = {m: v.get("train_seconds") for m, v in run.metrics.get("models", {}).items()}
-    st.dataframe(table.assign(train_seconds=table.index.map(seconds)).style.format(precision=4),
-                 width="stretch")
+table = figures.metrics_table(run.metrics, split)
 with right:
     st.plotly_chart(figures.metrics_bars(table), key="metrics_bars")
+seconds = {m: v.get("train_seconds") for m, v in run.metrics.get("models", {}).items()}
+st.dataframe(table.assign(train_seconds=table.index.map(seconds)).style.format(precision=4),
+             width="stretch")                      # full width: every metric column is visible
 
 st.plotly_chart(figures.training_curves(run.history), key="curves")
+st.caption("Tokenizer: the RQ-VAE loss (reconstruction + commitment) every 100 steps; it may wobble up when unused "
+           "codewords are re-seeded, which is not divergence; the collision rate above is its health check. "
+           "Generator: the loss per epoch and validation recall, from which the best epoch is kept.")
 st.caption(f"Run directory `{run.path}`. Metrics: full ranking over all items, the user's training items excluded.")

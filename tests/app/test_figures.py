@@ -48,6 +48,16 @@ def test_projection_scatter_carries_ids_and_kinds_in_custom_data():
     assert fig.layout.dragmode == "lasso"
 
 
+def test_projection_colours_never_repeat_across_categories_and_codewords_stay_neutral():
+    names = [f"cat{i}" for i in range(12)]                       # more than plotly's 10 default colours
+    points = pd.DataFrame({"x": np.arange(13.0), "y": np.zeros(13), "kind": ["item"] * 12 + ["codeword"],
+                           "id": np.arange(13), "hover": "h", "category": names + [figures.NOT_AN_ITEM]})
+    fig = figures.projection_scatter(points, "category")
+    colour = {t.name.split(",")[0]: t.marker.color for t in fig.data}
+    assert len({colour[n] for n in names}) == 12
+    assert colour[figures.NOT_AN_ITEM] == figures.NEUTRAL
+
+
 def test_selected_items_reads_custom_data_and_expands_codewords():
     codes = np.array([0, 1, 1, 2])                                     # each item's code at the view's level
     points = [{"customdata": [3, "item"], "point_index": 99}, {"customdata": [1, "codeword"]}, {"x": 1}]

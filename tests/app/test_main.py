@@ -146,6 +146,7 @@ def test_collisions_sweep_computes_with_progress(app_env):
     sweep = [d.value for d in at.dataframe if "collision_rate" in d.value.columns]
     assert len(sweep) == 1 and len(sweep[0]) == 1
     assert sweep[0]["tokenizer"].tolist() == ["rqvae"]
+    assert not any("not cached" in w.value for w in at.warning)          # the note goes once the result is there
 
 
 def test_train_page_queues_a_run_into_the_runs_folder(app_env, runs_folder):
