@@ -56,6 +56,7 @@ def train_run(out: str | Path, config: RunConfig | dict | None = None, *, resume
         if not run.has(CONFIG):
             raise RunError(f"{run.path}: no config.json to resume from")
         config = run.config()
+        run.drop_partial_writes()
     else:
         config = config if isinstance(config, RunConfig) else resolve(config)
         if run.has(CONFIG):

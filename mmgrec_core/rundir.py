@@ -73,6 +73,14 @@ class RunDir:
     def has(self, *names: str) -> bool:
         return all((self.path / n).exists() for n in names)
 
+    def drop_partial_writes(self) -> list[str]:
+        """Remove the temporary siblings (`.NAME.*.tmp`, `files.atomic_write_bytes`) a killed write left behind;
+        the file they were to replace is intact, so nothing is lost. Returns the names removed."""
+        stale = sorted(self.path.glob(".*.tmp")) if self.path.is_dir() else []
+        for tmp in stale:
+            tmp.unlink(missing_ok=True)
+        return [t.name for t in stale]
+
     # ---- state -------------------------------------------------------------------------------------------
 
     def missing(self) -> list[str]:

@@ -61,7 +61,9 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(run_dir, tmp_path):
     assert not (tmp_path / "generator.safetensors").exists() and (tmp_path / "checkpoint.pt").exists()
     with pytest.raises(RunError, match="did not finish|missing"):
         load_run(tmp_path)
+    (tmp_path / ".generator.safetensors.0123abcd.tmp").write_bytes(b"half a file")   # a write killed midway
     train_run(tmp_path, resume=True)
+    assert not list(tmp_path.glob(".*.tmp"))
     ours, theirs = load_tensors(tmp_path / "generator.safetensors"), load_tensors(run_dir / "generator.safetensors")
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     a, b = read_json(tmp_path / "metrics.json"), read_json(run_dir / "metrics.json")
