@@ -132,6 +132,18 @@ def _int_column(df: pd.DataFrame, col: str, where: Path) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def _check_dense(df: pd.DataFrame, col: str, ids: np.ndarray, where: Path) -> None:
+    """Ids count the users (items) 0..n-1, so the largest sizes every table: one stray huge id would allocate
+    gigabytes. Refuse ids beyond twice the number of distinct ones (MMRec's files are remapped to 0..n-1)."""
+    if len(ids) == 0:
+        return
+    distinct = len(np.unique(ids))
+    if ids.max() >= 2 * distinct + 100:
+        r = int(ids.argmax())
+        raise DatasetError(f"{where}: row {r} (line {r + 2}) column {col}: id {df[col].iloc[r]} but only {distinct} "
+                           f"distinct ids; ids must number them 0..n-1 (remap them first)")
+
+
 def load_mmrec(directory: str | Path) -> InteractionData:
     """MMRec layout: `*.inter` (userID, itemID, x_label[, timestamp]) + `<modality>_feat.npy`; split kept."""
     root = _directory(directory)
@@ -152,6 +164,9 @@ def load_mmrec(directory: str | Path) -> InteractionData:
     sources = {"interactions": str(inter)}
     features, rows = _load_features(sorted(root.glob("*_feat.npy")),
                                     lambda p: p.name.removesuffix("_feat.npy"), sources)
+    _check_dense(df, "userID", users, inter)
+    if rows is None:
+        _check_dense(df, "itemID", items, inter)
     num_items = rows if rows is not None else int(items.max(initial=-1)) + 1
     return InteractionData(name=f"mmrec:{directory}", num_users=int(users.max(initial=-1)) + 1,
                            num_items=num_items, users=users, items=items, split=split, features=features,

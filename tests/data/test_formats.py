@@ -229,6 +229,13 @@ def test_mmrec_non_numeric_user(tmp_path):
         load_mmrec(tmp_path)
 
 
+@pytest.mark.parametrize("features", [True, False])
+def test_mmrec_one_huge_id_is_refused_before_anything_is_allocated(tmp_path, features):
+    write_mmrec(tmp_path, ROWS + [(10**9, 0, TRAIN)], features=features)
+    with pytest.raises(DatasetError, match=r"toy\.inter: row \d+ \(line \d+\) column userID: id 1000000000"):
+        load_mmrec(tmp_path)
+
+
 def test_mmrec_ragged_rows_are_a_parse_error(tmp_path):
     (tmp_path / "a.inter").write_text("userID\titemID\tx_label\n0\t0\t0\n1\t1\t0\t7\t8\n")
     with pytest.raises(DatasetError, match=r"a\.inter: cannot read.*line 3"):
