@@ -70,6 +70,35 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(run_dir, tmp_path):
     assert a["models"]["mmgrec"]["test"] == b["models"]["mmgrec"]["test"]
 
 
+@pytest.mark.parametrize("stage, step", [("tokenizer", 100), ("generator", 1), ("generator", 3), ("baselines", 0)])
+def test_a_kill_at_any_stage_then_resume_ends_identical(run_dir, tmp_path, monkeypatch, stage, step):
+    """Killed during the tokenizer, before the first or after the last generator checkpoint, or as the
+    baselines start: --resume ends with the weights and metrics of the uninterrupted run."""
+    import mmgrec_core.pipeline as pipeline
+
+    class Killed(Exception):
+        pass
+
+    def kill(at_stage, at_step, info):
+        if at_stage == stage and at_step == step:
+            raise Killed
+
+    def killed_baseline(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        if stage == "baselines":
+            m.setattr(pipeline, "train_baseline", killed_baseline)
+        with pytest.raises(Killed):
+            train_run(tmp_path, TINY, progress=kill)
+    train_run(tmp_path, resume=True)
+    ours, theirs = load_tensors(tmp_path / "generator.safetensors"), load_tensors(run_dir / "generator.safetensors")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    a, b = read_json(tmp_path / "metrics.json"), read_json(run_dir / "metrics.json")
+    for name in ("mmgrec", "popularity"):
+        assert a["models"][name]["test"] == b["models"][name]["test"], name
+
+
 def test_a_second_train_into_the_same_directory_is_refused(run_dir):
     with pytest.raises(RunError, match="already holds a run"):
         train_run(run_dir, TINY)
