@@ -46,7 +46,6 @@ class Job:
     test: dict = field(default_factory=dict)   # MMGRec's test metrics when done
     baselines: dict = field(default_factory=dict)   # each baseline's test metrics when done
     error: str = ""
-    submitted: float = field(default_factory=time.time)
     started: float | None = None
     ended: float | None = None
 
@@ -59,7 +58,6 @@ def check_request(config: dict) -> None:
     """Refuse what the app must not run for a visitor: datasets read from server paths, worlds or trainings
     too large for a shared machine. Raises QueueError naming the value and what is allowed."""
     from mmgrec_core.config import resolve
-    from mmgrec_core.data.dataset import DatasetError
     from mmgrec_core.data.loaders import demo_config
 
     spec = str(config.get("dataset", "demo"))
@@ -68,16 +66,13 @@ def check_request(config: dict) -> None:
         raise QueueError(f"dataset {spec[:80]!r}: the app trains on demo[:k=v,...] or movielens; "
                          "datasets read from files are trained with the CLI")
     try:
-        if kind == "demo":
-            world = demo_config(spec)
-            if world.items > MAX_ITEMS or world.users > MAX_USERS:
-                raise QueueError(f"dataset {spec[:80]!r}: the app generates at most {MAX_ITEMS} items and "
-                                 f"{MAX_USERS} users; train larger worlds with the CLI")
+        world = demo_config(spec) if kind == "demo" else None
         resolved = resolve(config, source="the Train form")
-    except (DatasetError, ValueError) as e:
-        if isinstance(e, QueueError):
-            raise
+    except ValueError as e:                              # DatasetError and RunError are ValueErrors
         raise QueueError(str(e)) from None
+    if world is not None and (world.items > MAX_ITEMS or world.users > MAX_USERS):
+        raise QueueError(f"dataset {spec[:80]!r}: the app generates at most {MAX_ITEMS} items and "
+                         f"{MAX_USERS} users; train larger worlds with the CLI")
     if resolved.training.epochs > MAX_EPOCHS:
         raise QueueError(f"generator epochs={resolved.training.epochs}: the app trains at most {MAX_EPOCHS}")
     steps = getattr(resolved.tokenizer.options, "steps", 0)
@@ -128,7 +123,7 @@ class TrainingQueue:
     # ---- internals (called with the lock held, or from a job's watcher thread) --------------------------------
 
     def _update(self, job: Job, **changes) -> None:
-        self._jobs[str(job.out)] = job = replace(self._jobs[str(job.out)], **changes)
+        self._jobs[str(job.out)] = replace(self._jobs[str(job.out)], **changes)
 
     def _start_next(self) -> None:
         if any(j.state == "running" for j in self._jobs.values()):

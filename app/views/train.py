@@ -72,7 +72,7 @@ if submitted:
         st.error(f"`{state.run_key(out)}` exists already: choose another name.")
     else:
         try:
-            job = queue.submit(name, out, config)
+            queue.submit(name, out, config)
         except QueueError as err:
             st.error(f"Not queued: {state.plain(str(err), 300)}")
         else:
