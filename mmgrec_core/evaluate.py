@@ -31,8 +31,10 @@ class Recommender(Protocol):
 
 def evaluate(model: Recommender, data: InteractionData, split: str = "test", ks: Sequence[int] = KS,
              batch_size: int = 1024, users: np.ndarray | None = None) -> dict[str, float]:
-    """{"recall@K": x, "ndcg@K": x, ...} on `split`, full ranking over all items.
+    """{"recall@K": x, "ndcg@K": x, ..., "top1_share": x} on `split`, full ranking over all items.
 
+    `top1_share` is the share of the evaluated users whose first recommendation is the most common first
+    recommendation (1.0 for popularity): a model that has not learnt to personalise shows it at a glance.
     `users` restricts evaluation to a subset (e.g. for quick validation during training).
     """
     eval_users = data.users_with(split) if users is None else np.intersect1d(users, data.users_with(split))
@@ -43,16 +45,20 @@ def evaluate(model: Recommender, data: InteractionData, split: str = "test", ks:
     train = np.sort(tu * data.num_items + ti)
     k_max = max(ks)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
+    firsts = np.zeros(data.num_items + 1, np.int64)                    # [I + 1]: -1 (no item) counted last
     for start in range(0, len(eval_users), batch_size):
         batch = eval_users[start:start + batch_size]
         recs = model.recommend(torch.from_numpy(batch), k_max).cpu().numpy()
         _check_recommendations(recs, batch, train, data.num_items)
+        firsts += np.bincount(recs[:, 0] % (data.num_items + 1), minlength=data.num_items + 1)
         hits = hit_matrix(batch, recs, relevant, data.num_items)
         for k in ks:
             sums[f"recall@{k}"] += recall_at_k(hits, n_relevant[batch], k).sum()
             sums[f"ndcg@{k}"] += ndcg_at_k(hits, n_relevant[batch], k).sum()
     n = max(len(eval_users), 1)
-    return {key: float(total / n) for key, total in sums.items()}
+    out = {key: float(total / n) for key, total in sums.items()}
+    out["top1_share"] = float(firsts[:-1].max() / n) if len(eval_users) else 0.0
+    return out
 
 
 def _check_recommendations(recs: np.ndarray, users: np.ndarray, train_keys: np.ndarray, num_items: int) -> None:

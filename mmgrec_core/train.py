@@ -117,7 +117,7 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             metrics = evaluate(MMGRec(model, table, seen, beam=decoding.beam), data, "valid", ks=(10, 20),
                                users=valid_users)
-            row.update({f"valid_{k}": v for k, v in metrics.items()})
+            row.update({f"valid_{k}": v for k, v in metrics.items() if "@" in k})
             stop = stopper.step(metrics["ndcg@10"], epoch, model)
         row["seconds"] = time.perf_counter() - tic
         rows.append(row)

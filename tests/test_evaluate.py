@@ -37,6 +37,11 @@ def test_metrics_by_hand():
     ndcg1 = (1 / np.log2(3)) / 1
     assert m["ndcg@3"] == pytest.approx((ndcg0 + ndcg1) / 2)
     assert m["ndcg@1"] == pytest.approx((1 + 0) / 2)
+    assert m["top1_share"] == 0.5                       # first items 1 and 0: each is half the users'
+
+
+def test_top1_share_is_one_when_every_user_gets_the_same_first_item():
+    assert evaluate(Fixed([[4, 1, 2], [4, 0, 1], [4, 0, 1]]), tiny(), "test", ks=(3,))["top1_share"] == 1.0
 
 
 def test_training_items_are_refused():

@@ -33,7 +33,8 @@ def test_run_directory_holds_every_file_and_metrics_in_the_shared_format(run_dir
     assert set(metrics["models"]) == {"popularity", "mmgrec"}
     assert metrics["k"] == [5, 10, 20] and metrics["counts"]["items"] == 120
     for split in ("valid", "test"):
-        assert set(metrics["models"]["mmgrec"][split]) == {f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)}
+        expected = {f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)} | {"top1_share"}
+        assert set(metrics["models"]["mmgrec"][split]) == expected
     stats = read_json(run_dir / "tokenizer_stats.json")
     assert stats["unique"] and stats["levels"] == 3 and stats["codebook"] == 8
 

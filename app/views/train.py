@@ -17,6 +17,8 @@ from app.training_queue import MAX_EPOCHS, MAX_ITEMS, MAX_STEPS, QueueError, Tra
 from mmgrec_core.baselines import MODELS
 from mmgrec_core.tokenizers import TOKENIZERS
 
+SAME_FIRST_ITEM = 0.3     # a top-1 shared by this share of the test users flags a run as barely personalised
+
 
 @st.cache_resource
 def training_queue() -> TrainingQueue:
@@ -110,7 +112,11 @@ elif mine is not None and mine.state == "done":
     ours = mine.test.get("recall@10", 0.0)
     st.success(f"Run {state.plain(key)} is ready: test Recall@10 {ours:.3f}. It is listed in the run picker.")
     pop = mine.baselines.get("popularity", {}).get("recall@10")
+    share = mine.test.get("top1_share", 0.0)
     if pop is not None and ours <= pop:
         st.warning(f"This model does not beat popularity (Recall@10 {ours:.3f} vs {pop:.3f}): it has not learnt "
                    "to personalise. Train longer (more generator epochs) or on a larger world.")
+    if share >= SAME_FIRST_ITEM:
+        st.warning(f"This model recommends the same first item to {share:.0%} of the test users: it is barely "
+                   "personalised. Train longer (more generator epochs) or on a larger world.")
     st.button("Open it", on_click=open_new_run, args=(key,), type="primary")
