@@ -59,7 +59,7 @@ def pick_run() -> None:
                 st.session_state.pop(f"_{name}", None)
         st.session_state["run_entry"] = entry
         state.remember("run", entry.key)
-        st.caption(state.plain(entry.path, 200))
+        st.caption(state.plain(entry.key, 200))
 
 
 def show(page) -> None:
