@@ -43,7 +43,7 @@ with st.form("train"):
     codebook = e.number_input("Codewords per level", 2, 1024, 32, key="train_codebook")
     f, g, h = st.columns(3)
     tok_epochs = f.number_input("Tokenizer RQ-VAE steps", 1, MAX_STEPS, 300, key="train_tok_epochs")
-    gen_epochs = g.number_input("Generator epochs", 1, MAX_EPOCHS, 5, key="train_gen_epochs")
+    gen_epochs = g.number_input("Generator epochs", 1, MAX_EPOCHS, 40, key="train_gen_epochs")
     dim = h.selectbox("Generator width", [16, 32, 64, 128], index=2, key="train_dim")
     baselines = st.multiselect("Baselines beside it", MODELS, default=["popularity"])
     submitted = st.form_submit_button("Train", type="primary")
