@@ -45,19 +45,20 @@ def evaluate(model: Recommender, data: InteractionData, split: str = "test", ks:
     train = np.sort(tu * data.num_items + ti)
     k_max = max(ks)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
-    firsts = np.zeros(data.num_items + 1, np.int64)                    # [I + 1]: -1 (no item) counted last
+    firsts = np.zeros(data.num_items, np.int64)                        # [I]: how often each item comes first
     for start in range(0, len(eval_users), batch_size):
         batch = eval_users[start:start + batch_size]
         recs = model.recommend(torch.from_numpy(batch), k_max).cpu().numpy()
         _check_recommendations(recs, batch, train, data.num_items)
-        firsts += np.bincount(recs[:, 0] % (data.num_items + 1), minlength=data.num_items + 1)
+        first = recs[:, 0]
+        firsts += np.bincount(first[first >= 0], minlength=data.num_items)    # -1 pads an empty list
         hits = hit_matrix(batch, recs, relevant, data.num_items)
         for k in ks:
             sums[f"recall@{k}"] += recall_at_k(hits, n_relevant[batch], k).sum()
             sums[f"ndcg@{k}"] += ndcg_at_k(hits, n_relevant[batch], k).sum()
     n = max(len(eval_users), 1)
     out = {key: float(total / n) for key, total in sums.items()}
-    out["top1_share"] = float(firsts[:-1].max() / n) if len(eval_users) else 0.0
+    out["top1_share"] = float(firsts.max() / n) if len(eval_users) else 0.0
     return out
 
 

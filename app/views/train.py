@@ -113,10 +113,12 @@ elif mine is not None and mine.state == "done":
     st.success(f"Run {state.plain(key)} is ready: test Recall@10 {ours:.3f}. It is listed in the run picker.")
     pop = mine.baselines.get("popularity", {}).get("recall@10")
     share = mine.test.get("top1_share", 0.0)
+    signs = []
     if pop is not None and ours <= pop:
-        st.warning(f"This model does not beat popularity (Recall@10 {ours:.3f} vs {pop:.3f}): it has not learnt "
-                   "to personalise. Train longer (more generator epochs) or on a larger world.")
+        signs.append(f"it does not beat popularity (Recall@10 {ours:.3f} vs {pop:.3f})")
     if share >= SAME_FIRST_ITEM:
-        st.warning(f"This model recommends the same first item to {share:.0%} of the test users: it is barely "
-                   "personalised. Train longer (more generator epochs) or on a larger world.")
+        signs.append(f"it recommends the same first item to {share:.0%} of the test users")
+    if signs:
+        st.warning(f"This model has barely learnt to personalise: {'; '.join(signs)}. Train longer (more "
+                   "generator epochs) or on a larger world.")
     st.button("Open it", on_click=open_new_run, args=(key,), type="primary")
