@@ -1,10 +1,10 @@
-"""Ablations of MMGRec on one dataset: position encoding, item embeddings, the output mixture, collision token,
-tokenizer, depth.
+"""Ablations of MMGRec on one dataset: position encoding, item embeddings, the output mixture and its transition
+tables, collision token, tokenizer, depth.
 
     python benchmarks/ablations.py --base runs/demo --out benchmarks/results/ablations_demo.csv
 
 `--base` is a `train` run whose tokenizer has finished (its generator may still be training). Generator
-variants (pe, item_emb, mixture) reuse its tokenizer outputs, so they differ only in the generator. Tokenizer
+variants (pe, item_emb, mixture, transition) reuse its tokenizer outputs, so they differ only in the generator. Tokenizer
 variants (collision=random, rqvae, hkmeans, late_fusion, the CF block alone, 2 levels with either collision token)
 are trained from scratch.
 Baselines are not retrained (the base run has them). Each variant is a run directory under `--runs` (default:
@@ -29,7 +29,9 @@ from mmgrec_core.rundir import CONFIG, TOKENIZER, TOKENIZER_OUTPUTS, RunDir
 GENERATOR_VARIANTS = {"pe=sinusoidal": ["pe=sinusoidal"], "pe=none": ["pe=none"],
                       "item_emb=learned": ["item_emb=learned"],
                       # one softmax of one decoder state instead of the mixture over the history
-                      "mixture=false": ["mixture=false"]}
+                      "mixture=false": ["mixture=false"],
+                      # the low-rank mixture alone, without the full-rank (history item, token) tables
+                      "transition=false": ["transition=false"]}
 TOKENIZER_VARIANTS = {"collision=random": ["collision=random"], "tokenizer=rqvae": ["tokenizer.name=rqvae"],
                       "tokenizer=hkmeans": ["tokenizer.name=hkmeans"],
                       "tokenizer=late_fusion": ["tokenizer.name=late_fusion"],

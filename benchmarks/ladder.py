@@ -54,14 +54,16 @@ def level_accuracy(model, data, table: RecIDTable, split: str = "valid", batch: 
     hits = np.zeros(trie.depth)
     for s in range(0, len(users), batch):
         u, i = users[s:s + batch], items[s:s + batch]
-        memory, pad = model.encode(histories(seen, u, model.config.max_history))
+        h = histories(seen, u, model.config.max_history)
+        memory, pad = model.encode(h)
         rows = torch.arange(len(u))
         target = tokens[i]
         hidden = model.decode(memory, pad, target[:, :-1], rows)
         log_w = model.log_prior(memory, pad)
         for d in range(trie.depth):
             children, _, mask = trie.children(d, paths[i, d])
-            logq = model.step_log_probs(hidden[:, d], d, model.components(memory, d), children, mask)  # [n, N, C]
+            logq = model.step_log_probs(hidden[:, d], d, model.components(memory, d), model.component_items(h),
+                                        children, mask)                                            # [n, M, C]
             mixed = (log_w[..., None] + logq).logsumexp(1)                                           # [n, C]
             hits[d] += (children.gather(1, mixed.argmax(1, keepdim=True))[:, 0] == target[:, d]).sum().item()
             slot = (children == target[:, d, None]).float().argmax(1)

@@ -169,6 +169,9 @@ def from_json(config: Mapping, source: str) -> RunConfig:
     """A stored config.json (format 2, every field) back as a `RunConfig`."""
     if not isinstance(config, Mapping) or config.get("format") != FORMAT:
         raise RunError(f"{source} was written by an older mmgrec (no config format {FORMAT}); train the run again")
+    generator = config.get("generator")
+    if isinstance(generator, Mapping) and "transition" not in generator:     # written before the tables existed
+        config = {**config, "generator": {**generator, "transition": False}}
     return resolve(config, source=source)
 
 

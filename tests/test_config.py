@@ -65,3 +65,10 @@ def test_a_run_of_an_older_format_gets_a_clear_message(tmp_path):
     with pytest.raises(RunError, match="older mmgrec"):
         RunDir(tmp_path).config()
     assert not RunDir(tmp_path).finished and "generator.safetensors" in RunDir(tmp_path).missing()
+
+
+def test_a_run_stored_before_the_transition_tables_loads_without_them():
+    stored = RunConfig().to_dict()
+    del stored["generator"]["transition"]
+    assert from_json(stored, "config.json").generator.transition is False
+    assert RunConfig().generator.transition is True                   # new runs have them

@@ -95,16 +95,45 @@ class DecoderLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, memory: Tensor, pad: Tensor, rows: Tensor) -> Tensor:
-        """x [R, t, D], memory [B, N, D], pad bool [B, N] (True = padding), rows int64 [R] -> [R, t, D]."""
+    def forward(self, x: Tensor, memory: Tensor, pad: Tensor, rows: Tensor, cache: list | None = None) -> Tensor:
+        """x [R, t, D], memory [B, N, D], pad bool [B, N] (True = padding), rows int64 [R] -> [R, t, D].
+
+        With `cache` (this layer's [keys, values] of the earlier positions, [] before the first), x is the one
+        newest position [R, 1, D]: it attends to the cached positions and itself, and its keys and values are
+        appended. Beam search then computes each level's position once instead of re-running the prefix.
+        """
         q, k, v = (self._split(p) for p in self.qkv(self.norm1(x)).chunk(3, -1))
-        x = x + self.drop(self.self_out(self._merge(F.scaled_dot_product_attention(q, k, v, is_causal=True))))
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            if x.shape[1] != 1:
+                raise ValueError(f"a cached decoder step takes one position, got {x.shape[1]}")
+            if cache:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[:] = [k, v]
+            y = F.scaled_dot_product_attention(q, k, v)                   # the newest sees every earlier one
+        x = x + self.drop(self.self_out(self._merge(y)))
         k, v = (self._split(p) for p in self.key_value(memory).chunk(2, -1))      # [B, H, N, d_h], per user
-        mask = (~pad)[rows][:, None, None, :]                                      # [R, 1, 1, N], True = attend
-        y = F.scaled_dot_product_attention(self._split(self.query(self.norm2(x))), k[rows], v[rows],
-                                           attn_mask=mask)
-        x = x + self.drop(self.cross_out(self._merge(y)))
+        x = x + self.drop(self.cross_out(self._merge(self._cross(self._split(self.query(self.norm2(x))), k, v,
+                                                                  pad, rows))))
         return x + self.drop(self.ff(self.norm3(x)))
+
+    @staticmethod
+    def _cross(q: Tensor, k: Tensor, v: Tensor, pad: Tensor, rows: Tensor) -> Tensor:
+        """Cross-attention of queries q [R, H, t, d_h] (row r of user rows[r]) to per-user k, v [B, H, N, d_h].
+
+        When the rows are each user's W beams in a block (`beam_search`), the queries are regrouped per user
+        ([B, H, W t, d_h]) and read the users' keys directly; otherwise k and v are gathered per row. Queries do
+        not interact, so both give the same result; the first avoids copying [R, H, N, d_h] keys and values.
+        """
+        r, h, t, dh = q.shape
+        b = len(k)
+        w = r // b if b else 0
+        if w * b == r and torch.equal(rows, torch.arange(b, device=rows.device).repeat_interleave(w)):
+            q = q.view(b, w, h, t, dh).transpose(1, 2).reshape(b, h, w * t, dh)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=(~pad)[:, None, None, :])
+            return y.view(b, h, w, t, dh).transpose(1, 2).reshape(r, h, t, dh)
+        return F.scaled_dot_product_attention(q, k[rows], v[rows], attn_mask=(~pad)[rows][:, None, None, :])
 
     def _split(self, x: Tensor) -> Tensor:
         """[R, n, D] -> [R, H, n, d_h]."""

@@ -6,6 +6,9 @@ their log-sum-exp. So a beam as wide as the catalog returns exactly the top-K of
 removes candidates: a token is kept when it extends the prefix to a valid one *and* the new prefix still covers
 at least one item the user has not seen in training. At the last level that is exactly "never recommend a
 training item"; earlier it spends no beam slot on a branch that could only end in seen items.
+
+Each beam keeps its decoder's self-attention keys and values (a KV cache that follows the beam when it is
+extended), so a level decodes one position per beam instead of re-running the whole prefix.
 """
 
 from __future__ import annotations
@@ -89,6 +92,9 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
     scores = torch.zeros(b, 1, device=device)
     tokens = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
     user_rows = torch.arange(b, device=device)
+    component_items = model.component_items(history)                     # [B, M]
+    cache = [[] for _ in model.decoder]                                  # self-attention keys/values per layer
+    last = None                                                          # the token each beam chose last
     steps = []
     for d in range(trie.depth):
         w = prefix.shape[1]
@@ -101,8 +107,9 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             empty = counts.unseen(d + 1, row // w, child[row, slot]) == 0
             allowed[row[empty], slot[empty]] = False
         rows = user_rows.repeat_interleave(w)
-        hidden = model.decode(memory, pad, tokens.reshape(b * w, d), rows)[:, -1]            # [B*W, D]
-        logq = model.step_log_probs(hidden, d, model.components(memory, d)[rows], children, valid)
+        hidden = model.decode_next(memory, pad, last, rows, cache)                            # [B*W, D]
+        logq = model.step_log_probs(hidden, d, model.components(memory, d)[rows], component_items[rows],
+                                    children, valid)
         joint = log_w[..., None] + logq.view(b, w, -1, c)                                    # [B, W, N, C]
         cand = joint.logsumexp(2).masked_fill(~allowed.view(b, w, c), float("-inf")).view(b, w * c)
         scores, pick = cand.topk(min(beam, w * c), 1)                    # [B, W']
@@ -111,6 +118,8 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
         picked = parent + user_rows[:, None] * w                          # rows of the flat [B*W] arrays
         prefix = torch.where(torch.isneginf(scores), -1, child[picked, slot])
         token = children[picked, slot]
+        last = token.reshape(-1)
+        cache = [[kv[picked.reshape(-1)] for kv in layer] for layer in cache]   # follow each beam's parent
         tokens = torch.cat([tokens[user_rows[:, None], parent], token[..., None]], 2)
         if return_steps:
             steps.append(BeamStep(tokens=tokens.clone(), scores=scores.clone()))

@@ -12,10 +12,13 @@ Decoder. Pre-norm layers, causal over the Rec-ID prefix, cross-attending to the 
 Output: a mixture over the memory. Every memory position j (the user token and each history item) is a
 component with its own next-token distribution, and the Rec-ID probability is the exact mixture
 
-    q_j(c | prefix) = softmax over the valid children c of  (h_prefix . E_d[c] + b_d[c] + (m_j U_d) . E_d[c])
+    q_j(c | prefix) = softmax over the valid children c of  (h_prefix . E_d[c] + b_d[c] + (m_j U_d) . E_d[c]
+                                                              + A_d[item_j, c])
     p(rec_id | history) = sum_j pi_j prod_d q_j(c_d | prefix),     pi = softmax_j(w . m_j)
 
-with h the decoder state, m the memory and E_d the level-d token embeddings (tied with the decoder's inputs).
+with h the decoder state, m the memory, E_d the level-d token embeddings (tied with the decoder's inputs) and
+A_d a full-rank table (`transition`): everything else is rank D, so "after item j comes token c" could only be
+said through a D-dimensional bottleneck, which is what EASE's item-item matrix does not have.
 A user with several interests puts probability on each of them *additively*, as the sum over j does; one softmax
 of one decoder state multiplies its evidence instead and favours what all interests share (on the demo world the
 mixture lifts validation Recall@20 of the same network by about a sixth: README, "what we tried"). Only valid
@@ -52,6 +55,7 @@ class GeneratorConfig:
     pe: str = "relation"
     item_emb: str = "graph"
     mixture: bool = True            # the output mixes every memory position; False: the user token's alone
+    transition: bool = True         # per level a full-rank (history item, token) logit table; needs the mixture
 
     def __post_init__(self):
         check_positive(self, "dim", "heads", "encoder_layers", "decoder_layers", "max_history")
@@ -103,6 +107,12 @@ class RecIDGenerator(nn.Module):
         self.decoder_norm = nn.LayerNorm(d)
         self.component = nn.ModuleList(nn.Linear(d, d) for _ in self.vocab)     # U_d
         self.prior = nn.Linear(d, 1)                                             # w
+        # A_d [I + 1, V_d]: row item + 1 is what that history item adds to each level-d token's logit, row 0 the
+        # user token's. Zero at the start, so training begins from the low-rank model. Its rows belong to the
+        # mixture's history components, so without the mixture there are none.
+        self.has_transition = config.transition and config.mixture
+        self.transition = nn.ParameterList(nn.Parameter(torch.zeros(len(item_vectors) + 1, v))
+                                           for v in (self.vocab if self.has_transition else ()))
 
     @property
     def depth(self) -> int:
@@ -143,6 +153,12 @@ class RecIDGenerator(nn.Module):
         """m_j U_d [B, M, D]: each component's offset direction at level d (M as in `log_prior`)."""
         return self.component[level](memory if self.config.mixture else memory[:, :1])
 
+    def component_items(self, history: Tensor) -> Tensor:
+        """[B, M] the item (id + 1) behind each component, 0 for the user token: the rows of the tables A_d."""
+        if not self.config.mixture:
+            return torch.zeros(len(history), 1, dtype=history.dtype, device=history.device)
+        return F.pad(history, (1, 0))
+
     # ---- decoder ---------------------------------------------------------------------------------------------
 
     def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor, rows: Tensor) -> Tensor:
@@ -154,32 +170,55 @@ class RecIDGenerator(nn.Module):
             x = layer(x, memory, pad, rows)
         return self.decoder_norm(x)
 
-    def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, children: Tensor,
+    def decode_next(self, memory: Tensor, pad: Tensor, last: Tensor | None, rows: Tensor, cache: list[list]
+                    ) -> Tensor:
+        """The decoder state [R, D] after one more token, `last` [R] (None: the BOS position), reusing the earlier
+        positions' keys and values in `cache` (one list per decoder layer, all empty before BOS; updated in
+        place). Equal to `decode(...)[:, -1]` of the whole prefix, at the cost of one position."""
+        t = cache[0][0].shape[2] if cache[0] else 0                              # positions decoded so far
+        x = self.bos.expand(len(rows), -1) if last is None else self.tokens[t - 1](last)
+        x = (x + self.level[t])[:, None]                                         # [R, 1, D]
+        for layer, layer_cache in zip(self.decoder, cache):
+            x = layer(x, memory, pad, rows, layer_cache)
+        return self.decoder_norm(x)[:, 0]
+
+    def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
                        mask: Tensor) -> Tensor:
         """log q_j(c | prefix) [R, M, C] of each prefix's valid children `children` [R, C] (mask [R, C]).
 
-        hidden [R, D] are the prefixes' decoder states, components [R, M, D] their users' `components`.
+        hidden [R, D] are the prefixes' decoder states, components [R, M, D] and items [R, M] their users'
+        `components` and `component_items`.
         Only the children are scored, so the cost follows the trie's branching, not the catalog. Padding
         children get a log-probability below -1e9 rather than -inf, so a row without any (a dead beam slot,
         which beam search masks anyway) stays finite and nothing turns into NaN.
         """
         if len(children) > 1 and bool((children == children[:1]).all()) and bool((mask == mask[:1]).all()):
-            return self._shared_step(hidden, level, components, children[0], mask[0])
+            return self._shared_step(hidden, level, components, items, children[0], mask[0])
         e = self.tokens[level](children)                                        # [R, C, D]
         z = (hidden[:, None] * e).sum(-1) + self.token_bias[level][children]    # [R, C]
         z = z[:, None, :] + torch.einsum("rmd,rcd->rmc", components, e)         # [R, M, C]
+        if self.has_transition:
+            z = z + self._transition(level, items, children)
         z = z.float().masked_fill(~mask[:, None, :], -1e9)
         return z - z.logsumexp(-1, keepdim=True)
 
-    def _shared_step(self, hidden: Tensor, level: int, components: Tensor, children: Tensor, mask: Tensor
-                     ) -> Tensor:
+    def _shared_step(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
+                     mask: Tensor) -> Tensor:
         """`step_log_probs` when every row has the same children [C] (the root level; a flat vocabulary):
         two matrix products instead of gathering a [R, C, D] copy of the embeddings."""
         e = self.tokens[level](children)                                        # [C, D]
         z = hidden @ e.T + self.token_bias[level][children]                     # [R, C]
         z = z[:, None, :] + components @ e.T                                    # [R, M, C]
+        if self.has_transition:
+            z = z + self._transition(level, items, children)
         z = z.float().masked_fill(~mask, -1e9)
         return z - z.logsumexp(-1, keepdim=True)
+
+    def _transition(self, level: int, items: Tensor, children: Tensor) -> Tensor:
+        """A_d[item_j, c] [R, M, C] for components items [R, M] and children [R, C] (or [C], shared by all rows),
+        read straight from the flat table: no [R, M, V_d] copy of whole rows."""
+        table = self.transition[level]                                          # [I + 1, V]
+        return table.view(-1)[items[..., None] * table.shape[1] + children[..., None, :]]
 
     def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie) -> Tensor:
         """log p(target | history) [n] for Rec-IDs targets [n, T] of users rows [n] (indices into history).
@@ -190,9 +229,10 @@ class RecIDGenerator(nn.Module):
         memory, pad = self.encode(history)
         hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
+        items = self.component_items(history)[rows]                                # [n, M]
         for d in range(self.depth):
             children, _, mask = trie.children(d, parents[:, d])
-            logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], children, mask)
+            logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], items, children, mask)
             slot = (children == targets[:, d, None]).float().argmax(1)              # the target among them
             log_w = log_w + logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
         return log_w.logsumexp(1)

@@ -10,7 +10,11 @@ from mmgrec_core.recid import RecIDTable
 def make(pe="relation", item_emb="graph", seed=0, vocab=(4, 4, 3)):
     torch.manual_seed(seed)
     config = GeneratorConfig(dim=16, heads=2, pe=pe, item_emb=item_emb)
-    return RecIDGenerator(config, torch.randn(30, 8), vocab).eval()
+    model = RecIDGenerator(config, torch.randn(30, 8), vocab).eval()
+    with torch.no_grad():                     # the transition tables start at zero; give them something to do
+        for table in model.transition:
+            table.normal_()
+    return model
 
 
 def small_table(n=30):
@@ -77,6 +81,7 @@ def test_the_likelihood_is_the_mixture_computed_by_hand():
     tokens = torch.from_numpy(table.tokens)
     memory, pad = model.encode(history)
     prior = model.log_prior(memory, pad)[0].exp()                                       # [3]: user, 2 items
+    rows = [0, 2, 5]                                                   # A_d rows: the user token's is 0
     expected = []
     for rec_id in table.tokens.tolist():
         node, per_component = torch.zeros(1, dtype=torch.long), torch.ones(3)
@@ -86,6 +91,7 @@ def test_the_likelihood_is_the_mixture_computed_by_hand():
             for j in range(3):
                 u = model.components(memory, d)[0, j]                                  # m_j U_d
                 z = (hidden[0] + u) @ model.tokens[d].weight.T + model.token_bias[d]
+                z = z + model.transition[d][rows[j]]                                   # A_d[item j]
                 per_component[j] *= torch.softmax(z[valid], 0)[valid[:tok].sum()]
             node = table.trie.step(d, node, torch.tensor([tok]))
         expected.append(torch.log((prior * per_component).sum()))
@@ -120,3 +126,32 @@ def test_bad_options_are_refused():
         GeneratorConfig(item_emb="clip")
     with pytest.raises(ValueError, match="divisible"):
         GeneratorConfig(dim=15, heads=2)
+
+
+def test_cached_decoding_equals_decoding_the_whole_prefix():
+    torch.manual_seed(0)
+    config = GeneratorConfig(dim=16, heads=2, decoder_layers=2)
+    model = RecIDGenerator(config, torch.randn(30, 8), (4, 4, 3)).eval()
+    history = torch.tensor([[3, 7, 9], [1, 2, 0]])
+    memory, pad = model.encode(history)
+    rows = torch.tensor([0, 1, 1])                                       # three prefixes, two users
+    prefix = torch.tensor([[1, 3], [0, 0], [3, 1]])                      # up to depth - 1 tokens
+    cache, last = [[] for _ in model.decoder], None
+    for d in range(prefix.shape[1] + 1):
+        step = model.decode_next(memory, pad, last, rows, cache)
+        full = model.decode(memory, pad, prefix[:, :d], rows)[:, -1]
+        assert torch.allclose(step, full, atol=1e-5), d
+        last = prefix[:, d] if d < prefix.shape[1] else None
+    assert cache[0][0].shape[2] == prefix.shape[1] + 1                   # one key per position, per layer
+
+
+def test_cross_attention_of_grouped_beams_equals_the_gathered_path():
+    from mmgrec_core.generator.attention import DecoderLayer
+    torch.manual_seed(0)
+    layer = DecoderLayer(16, 2, 0.0).eval()
+    memory, x = torch.randn(2, 5, 16), torch.randn(4, 3, 16)
+    pad = torch.tensor([[False] * 5, [False, False, True, True, True]])
+    grouped = layer(x, memory, pad, torch.tensor([0, 0, 1, 1]))             # two beams per user, in blocks
+    order = torch.tensor([2, 0, 3, 1])                                      # the same rows, interleaved
+    gathered = layer(x[order], memory, pad, torch.tensor([1, 0, 1, 0]))
+    assert torch.allclose(grouped[order], gathered, atol=1e-5)
