@@ -11,6 +11,7 @@ the figure is the median wall time of recommending top-10 for `--users` users, a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 import types
@@ -36,17 +37,24 @@ def main() -> None:
     times = {}
     cached = run.recommender.recommend(users, 10)
     times["cached"] = _time(lambda: run.recommender.recommend(users, 10), args.repeats)
-    original, cross = run.model.decode_next, DecoderLayer._cross
-    run.model.decode_next = types.MethodType(_reference_decode_next, run.model)
-    DecoderLayer._cross = staticmethod(_gathered_cross)
-    try:
+    with reference_decoder(run.model):
         reference = run.recommender.recommend(users, 10)
         times["reference"] = _time(lambda: run.recommender.recommend(users, 10), args.repeats)
-    finally:
-        run.model.decode_next, DecoderLayer._cross = original, cross
     assert torch.equal(cached, reference), "the cache changed the recommendations"
     print(f"same top-10 for {len(users)} users; reference {times['reference']:.2f} s, cached {times['cached']:.2f} s, "
           f"speed-up {times['reference'] / times['cached']:.2f}x")
+
+
+@contextlib.contextmanager
+def reference_decoder(model):
+    """Inside, `model` decodes as before the KV cache: the whole prefix again at every level, keys copied per row."""
+    original, cross = model.decode_next, DecoderLayer._cross
+    model.decode_next = types.MethodType(_reference_decode_next, model)
+    DecoderLayer._cross = staticmethod(_gathered_cross)
+    try:
+        yield
+    finally:
+        model.decode_next, DecoderLayer._cross = original, cross
 
 
 def _reference_decode_next(model, memory, pad, last, rows, cache):

@@ -3,24 +3,29 @@
     python benchmarks/inference_vs_catalog.py
     python benchmarks/inference_vs_catalog.py --sizes 6000,25000 --repeats 2 --out /tmp/ivc.csv   # quick check
 
-For each catalog size a synthetic demo world (`demo:items=N,users=20000`) is generated and an rqvae tokenizer
-(3 levels x 256 codes, 300 + 50 steps) is fitted on it; its Rec-ID trie is what beam search decodes. Then one batch
+For each catalog size a synthetic demo world (`demo:items=N,users=20000`) is generated and the default tokenizer
+(Graph RQ-VAE, 3 levels x 256 codes, `--steps` + 50 training steps, balanced codes) is fitted on it; its Rec-ID
+trie is what beam search decodes, and its collision rate and largest collision group are reported. Then one batch
 of `--batch` users is timed for each method (one warm-up call, median of `--repeats`):
 
-* MMGRec: `MMGRec.recommend` (constrained beam search, beam 20, over the trie, seen items excluded) with an
-  *untrained* generator (default `GeneratorConfig`, random 64-d item and user vectors): its cost is the same
+* MMGRec: `MMGRec.recommend` (constrained beam search, beam 20, KV cache, over the trie, seen items excluded) with
+  an *untrained* generator (default `GeneratorConfig`, random 64-d item and user vectors): its cost is the same
   whatever the weights, so training is skipped. The network's work does not depend on the catalog; the trie's
-  does, mildly: more valid children per beam until the 256-way levels fill up, searchsorted/indexing into
-  per-depth arrays that grow with the catalog (cache misses at 1M), the last level's vocabulary max_p + 1
-  (reported), and one O(items) index per batch in the seen-item counts.
-* MF: exact scoring of every item with random 64-d embeddings (`U[users] @ I.T`), then `top_k_unseen` (seen items
-  masked, top-10): what the MF baseline does at inference, linear in the catalog.
+  does, mildly (more valid children per beam until the 256-way levels fill up, indexing into per-depth arrays
+  that grow with the catalog), and so do the transition tables' rows (I x vocabulary floats, 3 GB at 1M items).
+* MMGRec, decoder without KV cache: the same search with the previous decoder, which re-ran the whole prefix at
+  every level with the memory's keys copied per beam (`beam_cache.reference_decoder`): the speed-up in one run.
+* MF exact: scoring of every item with random 64-d embeddings (`U[users] @ I.T`), then `top_k_unseen` (seen
+  items masked, top-10): what the MF baseline does at inference, linear in the catalog.
+* MF + HNSW: what a practitioner deploys instead, a faiss HNSW index (M 32, efConstruction 80, inner product) over
+  the same item vectors, searched for the top 10 + (most seen items of a batch user) and filtered; efSearch is the
+  smallest of 16..1024 whose recall of the exact unseen top-10 on the timed batch is >= 95% (reported with the
+  index build time). Random gaussian vectors are a hard case for a graph index; trained embeddings cluster more.
 
-Writes one CSV row per (size, method) with ms per user (batch time / batch size), max_p and collision rate, and a
-plotly figure next to it (`.html`, log-x). The user count stays at 20000 at every size so that only the catalog
-changes; the whole run peaks at about 4 GiB of RAM. Tokenizer fitting is timed and printed, not part of the
-latency; it dominates the run time (k-means re-seeding on all items: several minutes at 1M items on one CPU
-thread, the full default run about 15 min there). `--steps` only shortens the RQ-VAE training before it.
+Writes one CSV row per (size, method) with ms per user (batch time / batch size), and a plotly figure next to it
+(`.html`, log-x). The user count stays at 20000 at every size so that only the catalog changes; the 1M-item
+world peaks at about 10 GiB of RAM. Tokenizer fitting and index building are timed and printed, not part of the
+latency; they dominate the run time.
 Device: `default_device()` (CUDA when present; timers read after a sync); the thread count is printed.
 """
 
@@ -43,6 +48,8 @@ from mmgrec_core.generator import GeneratorConfig, RecIDGenerator
 from mmgrec_core.generator.recommender import MMGRec
 from mmgrec_core.runtime import default_device
 from mmgrec_core.tokenizers import make_tokenizer
+
+from beam_cache import reference_decoder  # noqa: E402  (benchmarks/ is the script's folder)
 
 K = 10
 DIM = 64
@@ -67,14 +74,53 @@ def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device)
     return statistics.median(times)
 
 
+def hnsw_row(item_emb: torch.Tensor, users: torch.Tensor, user_emb: torch.Tensor, seen: UserItems,
+             exact: torch.Tensor, repeats: int) -> tuple[float, dict]:
+    """Seconds per batch of MF with a faiss HNSW index tuned to >= 95% recall of `exact` [B, K], and its setting."""
+    import faiss
+
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    items = item_emb.cpu().numpy()
+    start = time.perf_counter()
+    index = faiss.IndexHNSWFlat(items.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(items)
+    build_s = time.perf_counter() - start
+    queries = user_emb[users].cpu().numpy()
+    starts, ends = seen.indptr[users.cpu()], seen.indptr[users.cpu() + 1]
+    depth = K + int((ends - starts).max())
+
+    def search() -> torch.Tensor:
+        _, found = index.search(queries, depth)
+        found = torch.from_numpy(found)                                          # [B, depth], -1 if fewer
+        scores = torch.arange(depth, 0, -1, dtype=torch.float32).expand(len(found), -1).clone()
+        scores[found < 0] = float("-inf")
+        hit = torch.zeros_like(found, dtype=torch.bool)
+        for row, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):     # seen items of the batch
+            hit[row] = torch.isin(found[row], seen.indices[a:b].cpu())
+        scores[hit] = float("-inf")
+        return found.gather(1, scores.topk(K, dim=1).indices)
+
+    exact = exact.cpu()
+    for ef in (16, 32, 64, 128, 256, 512, 1024):
+        index.hnsw.efSearch = max(ef, depth)
+        got = search()
+        recall = sum(len(set(a) & set(b)) for a, b in zip(got.tolist(), exact.tolist())) / exact.numel()
+        if recall >= 0.95:
+            break
+    seconds = median_seconds(search, repeats, torch.device("cpu"))
+    return seconds, {"ef_search": index.hnsw.efSearch, "recall_of_exact": recall, "index_build_s": build_s}
+
+
 def measure(size: int, args: argparse.Namespace, device: torch.device) -> list[dict]:
     data = load_dataset(f"demo:items={size},users={args.users},seed={args.seed}")
     start = time.perf_counter()
-    table = make_tokenizer("rqvae", levels=3, codebook_size=256, steps=args.steps, polish_steps=50).fit(data)
+    table = make_tokenizer("graph_rqvae", levels=3, codebook_size=256, steps=args.steps, polish_steps=50).fit(data)
     fit_s = time.perf_counter() - start
+    group = table.max_p + 1
     print(f"{size:>9,} items: {data.num_users:,} users, {len(data.users):,} interactions; tokenizer fit "
-          f"{fit_s:.1f} s; max_p {table.max_p} (last-level vocab {table.max_p + 1}), "
-          f"collision rate {table.collision_rate:.1%}", flush=True)
+          f"{fit_s:.1f} s; collision rate {table.collision_rate:.2%}, largest collision group {group}",
+          flush=True)
 
     gen = torch.Generator().manual_seed(args.seed)
     users = torch.randperm(data.num_users, generator=gen)[: args.batch].to(device)
@@ -84,18 +130,22 @@ def measure(size: int, args: argparse.Namespace, device: torch.device) -> list[d
     rec = MMGRec(model, table, seen, beam=args.beam, batch_size=args.batch)
     user_emb = torch.randn(data.num_users, DIM, generator=gen).to(device)
     item_emb = torch.randn(size, DIM, generator=gen).to(device)
-    methods = {
-        "MMGRec (beam search)": lambda: rec.recommend(users, K),
-        "MF (score all + top-k)": lambda: top_k_unseen(user_emb[users] @ item_emb.T, users, seen, K),
-    }
+    exact = lambda: top_k_unseen(user_emb[users] @ item_emb.T, users, seen, K)   # noqa: E731
+    timed = {"MMGRec (beam search)": (median_seconds(lambda: rec.recommend(users, K), args.repeats, device), {})}
+    with reference_decoder(model):
+        timed["MMGRec, decoder without KV cache"] = (median_seconds(lambda: rec.recommend(users, K), args.repeats,
+                                                                    device), {})
+    timed |= {
+             "MF exact (score all + top-k)": (median_seconds(exact, args.repeats, device), {})}
+    with torch.no_grad():
+        timed["MF + HNSW (faiss)"] = hnsw_row(item_emb, users, user_emb, seen, exact(), args.repeats)
     rows = []
-    for method, fn in methods.items():
-        seconds = median_seconds(fn, args.repeats, device)
+    for method, (seconds, extra) in timed.items():
         rows.append({"items": size, "method": method, "ms_per_user": seconds / len(users) * 1e3,
                      "batch_s": seconds, "batch": len(users), "users": data.num_users,
-                     "interactions": len(data.users), "max_p": table.max_p,
-                     "collision_rate": table.collision_rate, "tokenizer_fit_s": fit_s})
-        print(f"{'':>16}{method:<24} {rows[-1]['ms_per_user']:.3f} ms/user", flush=True)
+                     "interactions": len(data.users), "largest_collision_group": group,
+                     "collision_rate": table.collision_rate, "tokenizer_fit_s": fit_s, **extra})
+        print(f"{'':>16}{method:<30} {rows[-1]['ms_per_user']:.3f} ms/user {extra}", flush=True)
     return rows
 
 
@@ -107,7 +157,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="users per timed batch")
     ap.add_argument("--beam", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=300, help="rqvae training steps (latency does not depend on it)")
+    ap.add_argument("--steps", type=int, default=300, help="tokenizer training steps (latency does not depend on them)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(f"benchmarks/results/inference_vs_catalog_{device.type}.csv"))
     args = ap.parse_args()
@@ -124,7 +174,9 @@ def main() -> None:
                   labels={"items": "catalog size (items)", "ms_per_user": "ms per user"})
     fig.write_html(args.out.with_suffix(".html"))
     table = frame.pivot(index="items", columns="method", values="ms_per_user")
-    table = table.join(frame.groupby("items")[["max_p", "collision_rate", "tokenizer_fit_s"]].first())
+    table = table.join(frame.groupby("items")[["largest_collision_group", "collision_rate", "tokenizer_fit_s"]].first())
+    table = table.join(frame.dropna(subset=["ef_search"]).set_index("items")[["ef_search", "recall_of_exact",
+                                                                            "index_build_s"]])
     print("\nms per user (median of", args.repeats, "runs of one batch):")
     print(table.round(4).to_string())
     print(f"wrote {args.out} and {args.out.with_suffix('.html')}")

@@ -104,6 +104,69 @@ def code_perplexity(codes: Tensor, codebook_size: int) -> list[float]:
     return out
 
 
+def capacity_assign(dist: Tensor, group: Tensor, capacity: int) -> Tensor:
+    """A column for each row of dist [N, K], nearest first, with no (group, column) pair taking more than
+    `capacity` rows; group int64 [N] (0..G-1).
+
+    Greedy in rounds: every unplaced row proposes its nearest column not yet closed to it, a pair keeps its closest
+    proposers up to its room, and the others close that column for themselves and try again. Each round closes a
+    column for every row it leaves unplaced, so it ends after at most K rounds; when no pair overflows it is the
+    plain nearest column. A group of more than K * capacity rows leaves the rows no column can take on their
+    nearest one.
+    """
+    n, k = dist.shape
+    nearest = dist.argmin(1)
+    dist = dist.clone()
+    choice = torch.full((n,), -1, dtype=torch.long, device=dist.device)
+    load = torch.zeros(int(group.max()) + 1 if n else 0, k, dtype=torch.long, device=dist.device)
+    todo = torch.arange(n, device=dist.device)
+    while len(todo):
+        d, col = dist[todo].min(1)                                              # [T]
+        stuck = torch.isinf(d)                                                  # every column closed to it
+        choice[todo[stuck]] = nearest[todo[stuck]]
+        todo, d, col = todo[~stuck], d[~stuck], col[~stuck]
+        key = group[todo] * k + col
+        order = torch.argsort(d, stable=True)
+        order = order[torch.argsort(key[order], stable=True)]                   # by pair, nearest first
+        key, col, rows = key[order], col[order], todo[order]
+        first = torch.ones_like(key, dtype=torch.bool)
+        first[1:] = key[1:] != key[:-1]
+        start = torch.cummax(torch.where(first, torch.arange(len(key), device=key.device), 0), 0).values
+        rank = torch.arange(len(key), device=key.device) - start                # place among the pair's proposers
+        accept = rank < capacity - load.view(-1)[key]
+        choice[rows[accept]] = col[accept]
+        load.view(-1).index_add_(0, key[accept], torch.ones_like(key[accept]))
+        dist[rows[~accept], col[~accept]] = float("inf")
+        todo = rows[~accept]
+    return choice
+
+
+def balanced_codes(z: Tensor, codebooks: Tensor) -> Tensor:
+    """Codes int64 [N, L] of z [N, D] for codebooks [L, K, D], collision-free while N <= K^L.
+
+    Level m < L gives each item its nearest codeword among those whose prefix (c_1..c_m) still holds fewer than
+    K^(L-m) items (`capacity_assign`): no prefix takes more items than the levels below it can tell apart, so a
+    dense region of the catalogue spills into neighbouring codewords instead of piling into one prefix. The last
+    level is then a linear assignment within each prefix (`balanced_last_level`). Where no prefix is over-full
+    this is nearest-codeword residual quantization with the last level balanced.
+    """
+    levels, k = codebooks.shape[:2]
+    codes = torch.zeros(len(z), levels, dtype=torch.long, device=z.device)
+    group = torch.zeros(len(z), dtype=torch.long, device=z.device)
+    residual = z
+    for m in range(levels):
+        d = sq_dist(residual, codebooks[m])                                    # [N, K]
+        if m < levels - 1:
+            codes[:, m] = capacity_assign(d, group, k ** (levels - 1 - m))
+            group = group * k + codes[:, m]
+            group = torch.unique(group, return_inverse=True)[1]
+        else:
+            codes[:, m] = d.argmin(1)
+            codes = balanced_last_level(codes, residual, codebooks[m])
+        residual = residual - codebooks[m][codes[:, m]]
+    return codes
+
+
 def balanced_last_level(codes: Tensor, residual: Tensor, codebook: Tensor) -> Tensor:
     """codes [N, L] with the last level reassigned so that items sharing codes[:, :-1] take distinct last codes.
 

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from mmgrec_core.quantize import ResidualQuantizer, code_perplexity, code_usage, kmeans
+from mmgrec_core.quantize import (ResidualQuantizer, balanced_codes, capacity_assign, code_perplexity, code_usage,
+                                  kmeans)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -183,3 +184,33 @@ def test_residuals_subtract_the_nearest_codeword_level_by_level():
     torch.testing.assert_close(r1, z)
     torch.testing.assert_close(r2, torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
     assert q.trace(z)["codes"].tolist() == [[0, 0], [1, 0]]
+
+
+def test_capacity_assign_by_hand():
+    dist = torch.tensor([[0.0, 1.0, 5.0],      # rows 0-2 all want column 0 of group 0, which takes two
+                         [0.2, 3.0, 0.5],
+                         [0.1, 0.4, 9.0],
+                         [0.3, 2.0, 1.0]])     # row 3 is in group 1: its column 0 has room
+    group = torch.tensor([0, 0, 0, 1])
+    assert capacity_assign(dist, group, capacity=2).tolist() == [0, 2, 0, 0]   # row 1 is the farthest; 2 is its next
+    assert capacity_assign(dist, group, capacity=3).tolist() == [0, 0, 0, 0]   # no pair full: plain nearest
+
+
+def test_capacity_assign_leaves_an_over_full_group_on_its_nearest_columns():
+    dist = torch.tensor([[0.0, 1.0], [0.1, 2.0], [0.2, 3.0]])
+    out = capacity_assign(dist, torch.zeros(3, dtype=torch.long), capacity=1)
+    assert out.tolist() == [0, 1, 0]            # two columns of room one: the third row stays on its nearest
+
+
+def test_balanced_codes_separate_a_dense_cluster_that_nearest_codes_would_pile_up():
+    gen = torch.Generator().manual_seed(0)
+    books = torch.randn(3, 4, 2, generator=gen)                         # L = 3, K = 4: room for 64 items
+    z = books[0, 1] + 0.01 * torch.randn(64, 2, generator=gen)          # all next to one first-level codeword
+    codes = balanced_codes(z, books)
+    assert len(torch.unique(codes, dim=0)) == 64                        # every item its own Rec-ID
+    assert torch.bincount(codes[:, 0], minlength=4).max() <= 16         # no first code takes more than K^2
+    spread = torch.randn(20, 2, generator=gen)                         # few items: nothing is full
+    nearest = ResidualQuantizer(levels=3, codebook_size=4, dim=2)
+    with torch.no_grad():
+        nearest.codebooks.copy_(books)
+    assert torch.equal(balanced_codes(spread, books)[:, :2], nearest.encode(spread)[:, :2])

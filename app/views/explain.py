@@ -71,10 +71,13 @@ sentences = []
 for r in lv.itertuples():
     rel = r.margin / r.runner_up_distance if r.runner_up_distance > 0 else 1.0
     verdict = "a close call" if rel < 0.2 else "a clear choice" if rel > 0.6 else "a fair margin"
+    choice = (f"the runner-up, {r.runner_up}, was {r.margin:.3f} further: {verdict}" if r.margin >= 0 else
+              f"codeword {r.runner_up} is {-r.margin:.3f} nearer, but its prefix was full (balanced codes keep "
+              f"every Rec-ID distinct), so the item took the nearest codeword with room")
     sentences.append(
-        f"**Level {r.level}** chose codeword **{r.code}** (squared distance {r.distance:.3f}); the runner-up, "
-        f"{r.runner_up}, was {r.margin:.3f} further: {verdict}. The residual shrank from "
-        f"{r.residual_before:.3f} to {r.residual_after:.3f}; {r.siblings} other items share the prefix so far.")
+        f"**Level {r.level}** chose codeword **{r.code}** (squared distance {r.distance:.3f}); {choice}. The "
+        f"residual shrank from {r.residual_before:.3f} to {r.residual_after:.3f}; {r.siblings} other items share "
+        f"the prefix so far.")
 fragile = ex.fragile_level
 sentences.append(f"The smallest margin is at **level {fragile}**: a small change of the item's inputs would move "
                  f"its Rec-ID there first.")

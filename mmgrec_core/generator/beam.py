@@ -106,16 +106,14 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             row, slot = valid.nonzero(as_tuple=True)
             empty = counts.unseen(d + 1, row // w, child[row, slot]) == 0
             allowed[row[empty], slot[empty]] = False
-        rows = user_rows.repeat_interleave(w)
-        hidden = model.decode_next(memory, pad, last, rows, cache)                            # [B*W, D]
-        logq = model.step_log_probs(hidden, d, model.components(memory, d)[rows], component_items[rows],
-                                    children, valid)
-        joint = log_w[..., None] + logq.view(b, w, -1, c)                                    # [B, W, N, C]
-        cand = joint.logsumexp(2).masked_fill(~allowed.view(b, w, c), float("-inf")).view(b, w * c)
+        hidden = model.decode_next(memory, pad, last, user_rows.repeat_interleave(w), cache)  # [B*W, D]
+        z = model.step_logits(hidden, d, model.components(memory, d), component_items, children, valid)
+        cand, log_norm = _mixture(z, log_w.reshape(b * w, -1), valid)          # [B*W, C], [B*W, N]
+        cand = cand.masked_fill(~allowed, float("-inf")).view(b, w * c)
         scores, pick = cand.topk(min(beam, w * c), 1)                    # [B, W']
         parent, slot = pick // c, pick % c
-        log_w = joint[user_rows[:, None], parent, :, slot]                # [B, W', N]
         picked = parent + user_rows[:, None] * w                          # rows of the flat [B*W] arrays
+        log_w = log_norm[picked] + z[picked, :, slot]                     # [B, W', N]: + log q_j(chosen token)
         prefix = torch.where(torch.isneginf(scores), -1, child[picked, slot])
         token = children[picked, slot]
         last = token.reshape(-1)
@@ -130,6 +128,29 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
         items = torch.nn.functional.pad(items, (0, fill), value=-1)
         out_scores = torch.nn.functional.pad(out_scores, (0, fill), value=float("-inf"))
     return BeamResult(items=items, scores=out_scores, steps=steps if return_steps else None)
+
+
+def _mixture(z: Tensor, log_w: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Each child's log-probability under the mixture, log sum_j exp(log_w_j + log q_j(c)) [R, C], and
+    log_w_j - log Z_j [R, N], which plus z_j(c) gives a component's log-weight after choosing c.
+
+    z [R, N, C] are `step_logits`, log_w [R, N] the beams' component log-weights. The mixture is summed in
+    probability space: one exp over [R, N, C] and a batched matrix product, where two log-sum-exps would take
+    two. Children that underflow in every component (z_j(c) ~87 below each component's best) are scored exactly
+    in log space, so a valid item is never lost.
+    """
+    top = z.amax(2, keepdim=True)                                                # [R, N, 1]
+    p = (z - top).exp_()                                                         # [R, N, C]: q_j(c) Z_j / e^top_j
+    a = log_w - p.sum(2).log()                                                   # [R, N]
+    shift = a.amax(1, keepdim=True).clamp_min(-1e30)                             # a dead row: all -inf
+    mix = torch.bmm((a - shift).exp()[:, None], p)[:, 0]                         # [R, C]
+    cand = shift + mix.log()
+    log_norm = a - top[..., 0]
+    lost = (mix == 0) & valid
+    if bool(lost.any()):
+        r, c = lost.nonzero(as_tuple=True)
+        cand[r, c] = (log_norm[r] + z[r, :, c]).logsumexp(1)
+    return cand, log_norm
 
 
 @torch.no_grad()

@@ -182,43 +182,53 @@ class RecIDGenerator(nn.Module):
             x = layer(x, memory, pad, rows, layer_cache)
         return self.decoder_norm(x)[:, 0]
 
+    def step_logits(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
+                    mask: Tensor) -> Tensor:
+        """Unnormalised logits z_j(c) [R, M, C] of each mixture component over the prefixes' valid children
+        `children` [R, C] (mask [R, C]); padding children get -1e9 rather than -inf, so a row without any (a dead
+        beam slot, which beam search masks anyway) stays finite and nothing turns into NaN.
+
+        hidden [R, D] are the prefixes' decoder states. components [G, M, D] and items [G, M] (`components`,
+        `component_items`) belong to G groups of R / G consecutive rows: in beam search a group is one user's
+        beams, whose components are then read once rather than copied per beam (elsewhere G = R).
+        Only the children are scored, so the cost follows the trie's branching, not the catalog.
+        """
+        g, r, m = len(components), len(hidden), components.shape[1]
+        w = r // g
+        if r > 1 and bool((children == children[:1]).all()) and bool((mask == mask[:1]).all()):
+            children, mask = children[0], mask[0]                  # the root level, a flat vocabulary: shared
+            e = self.tokens[level](children)                                        # [C, D]
+            z = hidden @ e.T + self.token_bias[level][children]                     # [R, C]
+            z = z.view(g, w, 1, -1) + (components @ e.T)[:, None]                   # [G, W, M, C]
+        else:
+            e = self.tokens[level](children)                                        # [R, C, D]
+            z = (hidden[:, None] * e).sum(-1) + self.token_bias[level][children]    # [R, C]
+            if w == 1:
+                z = (z[:, None, :] + torch.einsum("rmd,rcd->rmc", components, e))[:, None]
+            else:
+                z = z.view(g, w, 1, -1) + torch.einsum("gmd,gwcd->gwmc", components, e.view(g, w, *e.shape[1:]))
+        if self.has_transition:
+            z = z + self._transition(level, items, children, w)
+        c = z.shape[-1]
+        return z.float().masked_fill(~mask.view(-1, w, 1, c) if mask.dim() == 2 else ~mask, -1e9).view(r, m, c)
+
     def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
                        mask: Tensor) -> Tensor:
-        """log q_j(c | prefix) [R, M, C] of each prefix's valid children `children` [R, C] (mask [R, C]).
-
-        hidden [R, D] are the prefixes' decoder states, components [R, M, D] and items [R, M] their users'
-        `components` and `component_items`.
-        Only the children are scored, so the cost follows the trie's branching, not the catalog. Padding
-        children get a log-probability below -1e9 rather than -inf, so a row without any (a dead beam slot,
-        which beam search masks anyway) stays finite and nothing turns into NaN.
-        """
-        if len(children) > 1 and bool((children == children[:1]).all()) and bool((mask == mask[:1]).all()):
-            return self._shared_step(hidden, level, components, items, children[0], mask[0])
-        e = self.tokens[level](children)                                        # [R, C, D]
-        z = (hidden[:, None] * e).sum(-1) + self.token_bias[level][children]    # [R, C]
-        z = z[:, None, :] + torch.einsum("rmd,rcd->rmc", components, e)         # [R, M, C]
-        if self.has_transition:
-            z = z + self._transition(level, items, children)
-        z = z.float().masked_fill(~mask[:, None, :], -1e9)
+        """log q_j(c | prefix) [R, M, C]: `step_logits` normalised over each prefix's valid children."""
+        z = self.step_logits(hidden, level, components, items, children, mask)
         return z - z.logsumexp(-1, keepdim=True)
 
-    def _shared_step(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
-                     mask: Tensor) -> Tensor:
-        """`step_log_probs` when every row has the same children [C] (the root level; a flat vocabulary):
-        two matrix products instead of gathering a [R, C, D] copy of the embeddings."""
-        e = self.tokens[level](children)                                        # [C, D]
-        z = hidden @ e.T + self.token_bias[level][children]                     # [R, C]
-        z = z[:, None, :] + components @ e.T                                    # [R, M, C]
-        if self.has_transition:
-            z = z + self._transition(level, items, children)
-        z = z.float().masked_fill(~mask, -1e9)
-        return z - z.logsumexp(-1, keepdim=True)
-
-    def _transition(self, level: int, items: Tensor, children: Tensor) -> Tensor:
-        """A_d[item_j, c] [R, M, C] for components items [R, M] and children [R, C] (or [C], shared by all rows),
-        read straight from the flat table: no [R, M, V_d] copy of whole rows."""
+    def _transition(self, level: int, items: Tensor, children: Tensor, w: int) -> Tensor:
+        """A_d[item_j, c] [G, W, M, C] for components items [G, M] and children [G * W, C] (or [C], shared by
+        all rows; then [G, 1, M, C]). One row per target (W = 1) reads the flat table by index, without a
+        [R, M, V_d] copy of whole rows; a user's W beams share the user's M rows, copied once and then gathered."""
         table = self.transition[level]                                          # [I + 1, V]
-        return table.view(-1)[items[..., None] * table.shape[1] + children[..., None, :]]
+        if w == 1 or children.dim() == 1:
+            flat = items[..., None] * table.shape[1] + children[..., None, :]
+            return table.view(-1)[flat][:, None]                                # [G, 1, M, C]
+        g, m, c = len(items), items.shape[1], children.shape[1]
+        rows = table[items][:, None].expand(g, w, m, table.shape[1])            # [G, W, M, V]: a view
+        return rows.gather(3, children.view(g, w, 1, c).expand(g, w, m, c))
 
     def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie) -> Tensor:
         """log p(target | history) [n] for Rec-IDs targets [n, T] of users rows [n] (indices into history).

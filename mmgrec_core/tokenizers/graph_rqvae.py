@@ -15,9 +15,11 @@ Departures from the paper, measured (README, "what we tried"):
   on the demo world against LightGCN's 0.36. Only training edges enter it.
 - The modalities join the representation as they are (standardised) rather than through a learned projection
   inside the GCN; items nobody has interacted with get a zero CF block, so their codes come from their content.
-- Codes are balanced: after the nearest-codeword levels, the items that share a whole prefix (c1..c_{M-1}) take
-  distinct last codes by a linear assignment on their distances to the last codebook, so no two items collide
-  while a prefix holds at most `codebook_size` items (`quantize.balanced_last_level`).
+- Codes are balanced (`quantize.balanced_codes`): a level gives an item its nearest codeword among those whose
+  prefix still has room for it (at most K^(M-m) items under a prefix of depth m, what the levels below can tell
+  apart), and the items that share a whole prefix (c1..c_{M-1}) take distinct last codes by a linear assignment
+  on their distances to the last codebook. So no two items collide while the catalogue has at most K^M items;
+  on small catalogues no prefix is full and the first levels are plain nearest codewords.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from scipy.sparse.linalg import svds
 
 from ..checks import check_positive
 from ..data.dataset import InteractionData
-from ..quantize import balanced_last_level
+from ..quantize import balanced_codes
 from ..runtime import default_device
 from ..training import Progress
 from .base import Explainable, HasRepresentations, Persistable, Tokenizer
@@ -104,11 +106,8 @@ class GraphRQVAETokenizer(Tokenizer, Persistable, Explainable, HasRepresentation
 
     @torch.no_grad()
     def _assign(self, h: torch.Tensor) -> torch.Tensor:
-        """Codes [I, M]: nearest codewords, the last level balanced within each shared prefix."""
-        z = self.rqvae.encoder(h)
-        codes = self.rqvae.quantizer.encode(z)
-        last = self.rqvae.quantizer.residuals(z)[-1]
-        return balanced_last_level(codes, last, self.rqvae.quantizer.codebooks[-1])
+        """Codes [I, M]: nearest codewords where prefixes have room, the last level balanced within each."""
+        return balanced_codes(self.rqvae.encoder(h), self.rqvae.quantizer.codebooks)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {**self.rqvae.state_dict(), "codes": self.codes}

@@ -5,6 +5,7 @@ import torch
 from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems
 from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories, sequence_log_probs
+from mmgrec_core.generator.beam import _mixture
 from mmgrec_core.recid import RecIDTable
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
@@ -18,6 +19,9 @@ def world():
     table = RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), codebook_size=3)
     model = RecIDGenerator(GeneratorConfig(dim=16, heads=2), torch.randn(data.num_items, 8),
                            table.trie.vocab).eval()
+    with torch.no_grad():
+        for t in model.transition:                                          # trained tables are not zero
+            t.normal_()
     seen = UserItems(data)
     users = torch.arange(data.num_users)
     return data, table, model, seen, users, histories(seen, users, 50)
@@ -84,3 +88,21 @@ def test_beam_narrower_than_k_is_refused(world):
     data, table, model, seen, users, history = world
     with pytest.raises(ValueError, match="beam width"):
         beam_search(model, history, table.trie, k=10, beam=5)
+
+
+def test_the_mixture_in_probability_space_equals_it_in_log_space_also_where_float32_underflows():
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 4, 5, generator=gen) * 3                              # [R, N, C] logits
+    z[:, :, 2] -= 1000.0                                                     # child 2: e^-1000 in every component
+    z[1, :, 4] = -1e9                                                        # a padding child
+    valid = torch.ones(6, 5, dtype=torch.bool)
+    valid[1, 4] = False
+    log_w = torch.randn(6, 4, generator=gen).log_softmax(1)
+    log_w[0, 3] = float("-inf")                                              # a padding component
+    cand, log_norm = _mixture(z, log_w, valid)
+    log_q = z - z.logsumexp(2, keepdim=True)
+    expected = (log_w[..., None] + log_q).logsumexp(1)                       # [R, C]
+    assert torch.isfinite(cand[valid]).all() and (cand[:, 2] < -900).all()
+    assert torch.allclose(cand[valid], expected[valid], atol=1e-4, rtol=1e-6)
+    finite = torch.isfinite(log_w)[..., None].expand_as(z)
+    assert torch.allclose((log_norm[..., None] + z)[finite], (log_w[..., None] + log_q)[finite], atol=1e-4)
