@@ -1,21 +1,29 @@
-"""Beam search with the decoder's KV cache and per-user cross-attention against what it did before: re-decoding
-the whole prefix at every level, with the memory's keys and values copied per beam. Same run, same weights.
+"""Beam search as it is against what it did before: (1) re-decoding the whole prefix at every level, with the
+memory's keys and values copied per beam (the reference, in this process); (2) optionally a whole earlier commit's
+beam search (`--before COMMIT`, checked out in a temporary worktree and timed in a subprocess). Same run, same
+weights, same users, same machine.
 
-    python benchmarks/beam_cache.py [--run assets/demo_run] [--users 1000] [--repeats 3]
+    python benchmarks/beam_cache.py [--run assets/demo_run] [--users 1000] [--repeats 3] [--before fa4d721]
 
 The reference is the same `beam_search` with `decode_next` swapped for one that keeps each beam's prefix and
-runs `decode` over all of it, and the decoder's cross-attention gathering keys and values per row. Both must return the same items (checked);
-the figure is the median wall time of recommending top-10 for `--users` users, and their ratio.
+runs `decode` over all of it, and the decoder's cross-attention gathering keys and values per row. Every variant
+must return the same items (checked); the figure is the median wall time of recommending top-10 for `--users`
+users, and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import types
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -28,6 +36,7 @@ def main() -> None:
     ap.add_argument("--run", default="assets/demo_run")
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--before", help="an earlier commit whose beam search to time on the same run")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     run = load_run(args.run)
@@ -43,6 +52,42 @@ def main() -> None:
     assert torch.equal(cached, reference), "the cache changed the recommendations"
     print(f"same top-10 for {len(users)} users; reference {times['reference']:.2f} s, cached {times['cached']:.2f} s, "
           f"speed-up {times['reference'] / times['cached']:.2f}x")
+    if args.before:
+        seconds, items = _time_commit(args.before, args.run, len(users), args.repeats)
+        assert torch.equal(cached, items), f"commit {args.before} recommends other items"
+        print(f"commit {args.before}: {seconds:.2f} s, same top-10; this checkout is {seconds / times['cached']:.2f}x "
+              f"faster")
+
+
+_SNIPPET = """
+import statistics, sys, time, warnings, torch, mmgrec_core
+warnings.simplefilter("ignore")
+from mmgrec_core.runs import load_run
+run = load_run(sys.argv[1]); users = torch.arange(int(sys.argv[2]))
+items = run.recommender.recommend(users, 10)
+times = []
+for _ in range(int(sys.argv[3])):
+    start = time.perf_counter(); run.recommender.recommend(users, 10); times.append(time.perf_counter() - start)
+torch.save({"seconds": statistics.median(times), "items": items, "code": mmgrec_core.__file__}, sys.argv[4])
+"""
+
+
+def _time_commit(commit: str, run: str, users: int, repeats: int) -> tuple[float, torch.Tensor]:
+    """Median seconds and top-10 of `commit`'s beam search, in a subprocess on a temporary worktree."""
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="mmgrec-before-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), commit], check=True,
+                       stdout=subprocess.DEVNULL)
+        try:
+            out = Path(tmp) / "out.pt"
+            subprocess.run([sys.executable, "-c", _SNIPPET, str(Path(run).resolve()), str(users), str(repeats),
+                            str(out)], check=True, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})
+            result = torch.load(out, weights_only=True)
+            assert Path(result["code"]).is_relative_to(tree), f"timed {result['code']}, not the worktree's code"
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=False)
+    return result["seconds"], result["items"]
 
 
 @contextlib.contextmanager
