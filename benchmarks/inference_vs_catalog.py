@@ -41,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.express as px
 import torch
+from beam_cache import reference_decoder  # benchmarks/ is the folder of this script, so on sys.path
 
 from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems, top_k_unseen
@@ -48,8 +49,6 @@ from mmgrec_core.generator import GeneratorConfig, RecIDGenerator
 from mmgrec_core.generator.recommender import MMGRec
 from mmgrec_core.runtime import default_device
 from mmgrec_core.tokenizers import make_tokenizer
-
-from beam_cache import reference_decoder  # noqa: E402  (benchmarks/ is the script's folder)
 
 K = 10
 DIM = 64

@@ -115,32 +115,43 @@ def tokenize(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
+    from . import distributed
     from .pipeline import train_run
 
     if args.resume is None and args.out is None:
         raise RunError("train needs --out DIR (or --resume DIR)")
-    bars: dict[str, tqdm] = {}
-    if args.resume:
-        if args.config or args.set or args.dataset or args.seed is not None:
-            raise RunError("--resume continues the run exactly as configured; drop the other options")
-        out = args.resume
-        stored = RunDir(out).config() if RunDir(out).has(CONFIG) else None
-        metrics = train_run(out, resume=True, progress=_progress(bars, stored))
-    else:
-        out = args.out
+    if args.resume and (args.config or args.set or args.dataset or args.seed is not None):
+        raise RunError("--resume continues the run exactly as configured; drop the other options")
+    if not args.resume:
         config = _read_config(args.config) if args.config else {}
         if args.dataset:
             config["dataset"] = args.dataset
         if args.seed is not None:
             config["seed"] = args.seed
         config = resolve(config, args.set, source=str(args.config or "train"))
-        if out.exists() and not out.is_dir():
-            raise RunError(f"--out {out} is a file; give a directory for the run")
-        print(f"dataset {config.dataset}, tokenizer {config.tokenizer.name}, pe {config.generator.pe}")
-        metrics = train_run(out, config, progress=_progress(bars, config))
-    _close(bars)
-    print(format_table(metrics))
-    print(f"wrote run {out}")
+        if args.out.exists() and not args.out.is_dir():
+            raise RunError(f"--out {args.out} is a file; give a directory for the run")
+    world = distributed.start()                    # torchrun: join the other processes; else a world of one
+    bars: dict[str, tqdm] = {}
+    try:
+        if args.resume:
+            out = args.resume
+            stored = RunDir(out).config() if RunDir(out).has(CONFIG) else None
+            progress = _progress(bars, stored) if world.main else None
+            metrics = train_run(out, resume=True, progress=progress, world=world)
+        else:
+            out = args.out
+            if world.main:
+                print(f"dataset {config.dataset}, tokenizer {config.tokenizer.name}, pe {config.generator.pe}"
+                      + (f", {world.size} processes" if world.size > 1 else ""))
+            progress = _progress(bars, config) if world.main else None
+            metrics = train_run(out, config, progress=progress, world=world)
+    finally:
+        _close(bars)
+        distributed.stop()
+    if world.main:
+        print(format_table(metrics))
+        print(f"wrote run {out}")
     return 0
 
 

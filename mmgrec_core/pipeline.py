@@ -18,6 +18,7 @@ from .config import RunConfig, RunError, resolve
 from .data.dataset import InteractionData
 from .data.loaders import load_dataset
 from .data.sampling import UserItems
+from .distributed import SINGLE, World
 from .evaluate import KS, evaluate
 from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
@@ -44,29 +45,43 @@ RunProgress = Callable[[str, int, dict[str, float]], None]
 
 
 def train_run(out: str | Path, config: RunConfig | dict | None = None, *, resume: bool = False,
-              progress: RunProgress | None = None, data: InteractionData | None = None) -> dict:
+              progress: RunProgress | None = None, data: InteractionData | None = None,
+              world: World = SINGLE) -> dict:
     """Train everything `config` asks for into `out`; return metrics.json's content.
 
     `config` is a `RunConfig` or a partial dict (see `config.resolve`). With `resume`, the configuration is read
     from `out/config.json` and finished stages are skipped. Nothing is written before the configuration and the
-    dataset have been read without error.
+    dataset have been read without error. Under torchrun (`world`), rank 0 alone writes the run directory and
+    fits the tokenizer while the others wait; all ranks train the generator; the others then return {} and rank 0
+    trains the baselines and evaluates.
     """
     run = RunDir(out)
     if resume:
         if not run.has(CONFIG):
             raise RunError(f"{run.path}: no config.json to resume from")
         config = run.config()
-        run.drop_partial_writes()
     else:
         config = config if isinstance(config, RunConfig) else resolve(config)
         if run.has(CONFIG):
             raise RunError(f"{run.path} already holds a run; choose another --out or continue it with --resume")
+    if config.training.batch_size < world.size:
+        raise RunError(f"training.batch_size={config.training.batch_size}: must be at least the number of "
+                       f"processes ({world.size})")
     data = data if data is not None else load_dataset(config.dataset)
-    if not resume:
+    world.barrier()                                          # every rank has checked before rank 0 writes
+    if world.main and resume:
+        run.drop_partial_writes()
+    elif world.main:
         run.write_config(config)
     report = (lambda stage: (lambda step, info: progress(stage, step, info))) if progress else (lambda stage: None)
-    table, reps = run_tokenizer(run, config, data, report("tokenizer"))
-    model, rows = run_generator(run, config, data, table, reps, report("generator"))
+    if world.main:
+        table, reps = run_tokenizer(run, config, data, report("tokenizer"))
+    world.barrier()
+    if not world.main:
+        table, reps = run_tokenizer(run, config, data)                       # rank 0's, read back
+    model, rows = run_generator(run, config, data, table, reps, report("generator"), world)
+    if not world.main:
+        return {}
     run_baselines(run, config, data, report)
     return evaluate_run(run, config, data, model, table, rows)
 
@@ -117,8 +132,9 @@ def generator_inputs(tokenizer: Tokenizer, data: InteractionData) -> torch.Tenso
 
 
 def run_generator(run: RunDir, config: RunConfig, data: InteractionData, table: RecIDTable,
-                  reps: dict[str, torch.Tensor], progress=None) -> tuple[RecIDGenerator, list[dict]]:
-    """Train the generator with per-epoch checkpoints (or read its finished weights back)."""
+                  reps: dict[str, torch.Tensor], progress=None, world: World = SINGLE
+                  ) -> tuple[RecIDGenerator, list[dict]]:
+    """Train the generator with per-epoch checkpoints (or read its finished weights back); rank 0 writes."""
     seed_everything(config.seed)           # initial weights: the same whether or not the tokenizer ran first
     model = build_generator(config, reps, table).to(default_device())
     if run.has(GENERATOR):
@@ -126,7 +142,9 @@ def run_generator(run: RunDir, config: RunConfig, data: InteractionData, table: 
         history = run.history()
         return model.eval(), history[history["stage"] == "generator"].to_dict("records")
     rows = fit_generator(model, data, table, config.training, config.decoding, config.seed,
-                         checkpoint=run / CHECKPOINT, progress=progress)
+                         checkpoint=run / CHECKPOINT, progress=progress, world=world)
+    if not world.main:
+        return model, rows
     stats = run.json(TOKENIZER_STATS, {})
     run.write_history(stats.get("history", []) + rows)
     run.write_tensors(GENERATOR, model.state_dict())            # written last: its presence means "done"

@@ -6,6 +6,11 @@ One step takes `batch_size` users, splits each one's training items into an inpu
 visits every user with a training item once. Every epoch draws its order, splits and dropout from seeds derived
 from (seed, epoch), and the checkpoint holds the model, optimizer, schedule and early-stopping state, so `resume`
 after a kill ends with the same weights as an uninterrupted run.
+
+Under `torchrun` (`distributed.World`), every rank draws the same global batch and splits, keeps its own rows
+(`World.rows`), and DistributedDataParallel averages gradients weighted by each rank's share of the batch's
+targets, so a step is the single-process step on the whole batch up to float rounding (and dropout, which each
+rank draws for its own rows). Rank 0 validates and writes checkpoints; the others receive its decision.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from .checks import check_positive, check_range
 from .data.dataset import InteractionData
 from .data.sampling import UserItems
+from .distributed import SINGLE, World
 from .evaluate import evaluate
 from .files import atomic_write_bytes
 from .generator.beam import DecodingConfig
@@ -64,11 +70,11 @@ def validation_users(data: InteractionData, n: int, seed: int) -> np.ndarray:
 
 def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTable, training: TrainingConfig,
                   decoding: DecodingConfig, seed: int = 0, checkpoint: Path | None = None,
-                  progress: Progress | None = None) -> list[dict]:
+                  progress: Progress | None = None, world: World = SINGLE) -> list[dict]:
     """Train `model` in place (best weights restored at the end); return one history row per epoch.
 
-    With `checkpoint`, the state is saved there after every epoch and training continues from an existing
-    checkpoint instead of starting over.
+    With `checkpoint`, the state is saved there after every epoch (by rank 0) and training continues from an
+    existing checkpoint instead of starting over.
     """
     cfg = training
     device = next(model.parameters()).device
@@ -79,7 +85,10 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
     users = torch.from_numpy(np.unique(data.pairs("train")[0]))
     valid_users = validation_users(data, cfg.valid_users, seed)
     opt = _optimizer(model, cfg)
-    steps_per_epoch = math.ceil(len(users) / cfg.batch_size)
+    per_epoch = len(users)
+    if 0 < per_epoch % cfg.batch_size < world.size:     # a last batch every rank can share: a few users wait
+        per_epoch -= per_epoch % cfg.batch_size          # for the next epoch's random order
+    steps_per_epoch = math.ceil(per_epoch / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps_per_epoch * cfg.epochs))
     stopper, rows, start_epoch = EarlyStopping(cfg.patience), [], 1
     if checkpoint and checkpoint.exists():
@@ -90,6 +99,9 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         stopper.load_state_dict(state["stopper"])
         rows, start_epoch = state["history"], state["epoch"] + 1
     use_amp = device.type == "cuda"
+    step_loss = model.loss
+    if world.size > 1:
+        step_loss = torch.nn.parallel.DistributedDataParallel(_Loss(model))
     stop = bool(rows) and stopper.should_stop
     for epoch in range(start_epoch, cfg.epochs + 1):
         if stop:
@@ -99,29 +111,37 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         gen = torch.Generator().manual_seed(seed * 100_019 + epoch)       # order and splits
         model.train()
         total = 0.0
-        order = users[torch.randperm(len(users), generator=gen)]
+        order = users[torch.randperm(len(users), generator=gen)][:per_epoch]
         for s in range(0, len(order), cfg.batch_size):
             batch = order[s:s + cfg.batch_size].to(device)
             history, targets, mask = split_histories(seen, batch, model.config.max_history, cfg.max_targets,
                                                      (cfg.keep_min, cfg.keep_max), gen)
+            share = 1.0
+            if world.size > 1:                      # this rank's rows; its loss weighted by its share of targets
+                n_all, mine = mask.sum(), world.rows(len(batch))
+                history, targets, mask = history[mine], targets[mine], mask[mine]
+                share = float(mask.sum() * world.size / n_all)
             history, targets, mask = history.to(device), targets.to(device), mask.to(device)
             owner, items = mask.nonzero(as_tuple=True)[0], targets[mask]        # [n]: row in batch, item
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.loss(history, owner, tokens[items], paths[items], trie)
+                loss = step_loss(history, owner, tokens[items], paths[items], trie) * share
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             schedule.step()
             total += loss.item()
-        row = {"stage": "generator", "epoch": epoch, "loss": total / steps_per_epoch}
+        row = {"stage": "generator", "epoch": epoch, "loss": world.sum(total) / world.size / steps_per_epoch}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            metrics = evaluate(MMGRec(model, table, seen, beam=decoding.beam), data, "valid", ks=(10, 20),
-                               users=valid_users)
+            metrics = None
+            if world.main:
+                metrics = evaluate(MMGRec(model, table, seen, beam=decoding.beam), data, "valid", ks=(10, 20),
+                                   users=valid_users)
+            metrics = world.broadcast(metrics)
             row.update({f"valid_{k}": v for k, v in metrics.items() if "@" in k})
             stop = stopper.step(metrics["ndcg@10"], epoch, model)
         row["seconds"] = time.perf_counter() - tic
         rows.append(row)
-        if checkpoint:
+        if checkpoint and world.main:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                          "schedule": schedule.state_dict(), "stopper": stopper.state_dict(),
                                          "history": rows, "epoch": epoch})
@@ -130,6 +150,17 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
     stopper.restore(model)
     model.eval()
     return rows
+
+
+class _Loss(torch.nn.Module):
+    """The generator's training loss as a forward pass: what DistributedDataParallel wraps and synchronises."""
+
+    def __init__(self, model: RecIDGenerator):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args) -> torch.Tensor:
+        return self.model.loss(*args)
 
 
 def _optimizer(model: RecIDGenerator, cfg: TrainingConfig) -> torch.optim.AdamW:

@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from mmgrec_core.quantize import (ResidualQuantizer, balanced_codes, capacity_assign, code_perplexity, code_usage,
-                                  kmeans)
+from mmgrec_core.quantize import ResidualQuantizer, balanced_codes, capacity_assign, code_perplexity, code_usage, kmeans
 
 
 @pytest.fixture(autouse=True, scope="module")

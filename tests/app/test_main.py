@@ -308,8 +308,8 @@ def test_every_page_renders_for_other_tokenizers(tokenizer, tiny_config, tmp_pat
 
 
 def _corrupt(path: Path, name: str) -> None:
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
     if name == "metrics.json":
         (path / name).write_text(json.dumps({"dataset": 3, "k": "ten", "models": {"mmgrec": {"test": "abc"}}}))
     elif name == "tokenizer_stats.json":
