@@ -93,7 +93,7 @@ def _time_commit(commit: str, run: str, users: int, repeats: int) -> tuple[float
 @contextlib.contextmanager
 def reference_decoder(model):
     """Inside, `model` decodes as before the KV cache: the whole prefix again at every level, keys copied per row."""
-    original, cross = model.decode_next, DecoderLayer._cross
+    original, cross = model.decode_next, DecoderLayer.__dict__["_cross"]          # the staticmethod itself
     model.decode_next = types.MethodType(_reference_decode_next, model)
     DecoderLayer._cross = staticmethod(_gathered_cross)
     try:
