@@ -86,18 +86,16 @@ def hnsw_row(item_emb: torch.Tensor, users: torch.Tensor, user_emb: torch.Tensor
     index.add(items)
     build_s = time.perf_counter() - start
     queries = user_emb[users].cpu().numpy()
-    starts, ends = seen.indptr[users.cpu()], seen.indptr[users.cpu() + 1]
-    depth = K + int((ends - starts).max())
+    rows, items = (t.cpu() for t in seen.pairs_of(users))                      # the batch's seen items
+    depth = K + int(torch.bincount(rows, minlength=len(users)).max())
+    seen_keys = rows * seen.num_items + items
 
     def search() -> torch.Tensor:
         _, found = index.search(queries, depth)
         found = torch.from_numpy(found)                                          # [B, depth], -1 if fewer
+        keys = torch.arange(len(found))[:, None] * seen.num_items + found
         scores = torch.arange(depth, 0, -1, dtype=torch.float32).expand(len(found), -1).clone()
-        scores[found < 0] = float("-inf")
-        hit = torch.zeros_like(found, dtype=torch.bool)
-        for row, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):     # seen items of the batch
-            hit[row] = torch.isin(found[row], seen.indices[a:b].cpu())
-        scores[hit] = float("-inf")
+        scores[(found < 0) | torch.isin(keys, seen_keys)] = float("-inf")       # padding and seen items
         return found.gather(1, scores.topk(K, dim=1).indices)
 
     exact = exact.cpu()

@@ -196,21 +196,18 @@ class RecIDGenerator(nn.Module):
         g, r, m = len(components), len(hidden), components.shape[1]
         w = r // g
         if r > 1 and bool((children == children[:1]).all()) and bool((mask == mask[:1]).all()):
-            children, mask = children[0], mask[0]                  # the root level, a flat vocabulary: shared
+            children, keep = children[0], mask[0]                  # the root level, a flat vocabulary: shared
             e = self.tokens[level](children)                                        # [C, D]
             z = hidden @ e.T + self.token_bias[level][children]                     # [R, C]
             z = z.view(g, w, 1, -1) + (components @ e.T)[:, None]                   # [G, W, M, C]
         else:
+            keep = mask.view(g, w, 1, -1)
             e = self.tokens[level](children)                                        # [R, C, D]
             z = (hidden[:, None] * e).sum(-1) + self.token_bias[level][children]    # [R, C]
-            if w == 1:
-                z = (z[:, None, :] + torch.einsum("rmd,rcd->rmc", components, e))[:, None]
-            else:
-                z = z.view(g, w, 1, -1) + torch.einsum("gmd,gwcd->gwmc", components, e.view(g, w, *e.shape[1:]))
+            z = z.view(g, w, 1, -1) + torch.einsum("gmd,gwcd->gwmc", components, e.view(g, w, *e.shape[1:]))
         if self.has_transition:
             z = z + self._transition(level, items, children, w)
-        c = z.shape[-1]
-        return z.float().masked_fill(~mask.view(-1, w, 1, c) if mask.dim() == 2 else ~mask, -1e9).view(r, m, c)
+        return z.float().masked_fill(~keep, -1e9).view(r, m, -1)
 
     def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
                        mask: Tensor) -> Tensor:
