@@ -4,11 +4,15 @@ a `--config` file, `--set KEY=VALUE` settings and a stored `config.json` into it
     RunConfig
       dataset     dataset spec (`data.loaders.load_dataset`)
       seed        the one seed every stage derives its randomness from
+      system      the named preset the settings start from (`systems.SYSTEMS`: mmgrec, tiger, bbqrec, ...)
       tokenizer   name, collision token, and the named tokenizer's own options (`tokenizers.REGISTRY`)
       generator   the generator's architecture (`GeneratorConfig`)
       training    how the generator is trained (`TrainingConfig`)
       decoding    how Rec-IDs are generated (`DecodingConfig`)
       baselines   which baselines are trained beside it (`BaselinesConfig`)
+
+A `system` (in the tree or as `--set system=NAME`) lays the tree over that system's preset first, so
+`{"system": "tiger", "training": {"epochs": 5}}` is TIGER with 5 epochs.
 
 A key is `section.field` (`training.epochs`, `tokenizer.name`) or a bare field that exactly one section has
 (`pe`, `collision`, `beam`); a bare key that two sections have (`epochs`: tokenizer and training) is refused
@@ -29,6 +33,7 @@ from .baselines import MODELS
 from .generator.beam import DecodingConfig
 from .generator.model import GeneratorConfig
 from .recid import COLLISIONS
+from .systems import SYSTEMS, with_preset
 from .tokenizers import TOKENIZERS, config_class
 from .train import TrainingConfig
 
@@ -72,6 +77,7 @@ class BaselinesConfig:
 class RunConfig:
     dataset: str = "demo"
     seed: int = 0
+    system: str = "mmgrec"
     tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -83,10 +89,17 @@ class RunConfig:
             raise ValueError(f"seed={self.seed!r}: must be an integer in [0, 2^31)")
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ValueError(f"dataset={self.dataset!r}: must be a dataset spec such as demo or mmrec:DIR")
+        if self.system not in SYSTEMS:
+            raise ValueError(f"system={self.system!r}: must be one of {', '.join(SYSTEMS)}")
+        if self.training.align_epochs and self.tokenizer.name != "late_fusion":
+            raise ValueError(f"training.align_epochs={self.training.align_epochs}: the modality alignment needs "
+                             f"tokenizer.name=late_fusion (got {self.tokenizer.name})")
+        if self.training.align_epochs and self.generator.transition and self.generator.mixture:
+            raise ValueError("training.align_epochs needs generator.transition=false (or mixture=false)")
 
     def to_dict(self) -> dict:
         """The JSON form of config.json: every field, sections as objects, the tokenizer's options inlined."""
-        out = {"format": FORMAT, "dataset": self.dataset, "seed": self.seed}
+        out = {"format": FORMAT, "dataset": self.dataset, "seed": self.seed, "system": self.system}
         for name in SECTIONS:
             out[name] = _section_dict(self, name)
         return out
@@ -95,7 +108,7 @@ class RunConfig:
 SECTIONS = ("tokenizer", "generator", "training", "decoding", "baselines")
 _SECTION_CLASSES = {"generator": GeneratorConfig, "training": TrainingConfig, "decoding": DecodingConfig,
                     "baselines": BaselinesConfig}
-_TOP = {"dataset": str, "seed": int}
+_TOP = {"dataset": str, "seed": int, "system": str}
 
 
 def _section_dict(config: RunConfig, name: str) -> dict:
@@ -134,6 +147,10 @@ def resolve(config: Mapping | None = None, sets: Sequence[str] = (), *, source: 
         raise RunError(f"{source}: format {config.get('format')!r} is not this version's ({FORMAT})")
     config.pop("format", None)
     parsed = [_split(item) for item in sets]
+    system = next((raw for key, raw in reversed(parsed) if key == "system"), config.get("system", "mmgrec"))
+    if system not in SYSTEMS:
+        raise RunError(f"{source}: system={system!r}: must be one of {', '.join(SYSTEMS)}")
+    config = with_preset(system, config)
     name = _tokenizer_name(config, parsed, source)
     types = schema(name)
     tree: dict[str, dict] = {s: {} for s in SECTIONS}

@@ -37,6 +37,7 @@ from .rundir import (
 from .runs import build_generator, make_run_tokenizer
 from .runtime import default_device, seed_everything
 from .tokenizers import HasRepresentations, Persistable, Tokenizer, table_stats
+from .tokenizers.late_fusion import segments
 from .tokenizers.rqvae import standardised_features
 from .train import fit_generator
 
@@ -140,9 +141,10 @@ def run_generator(run: RunDir, config: RunConfig, data: InteractionData, table: 
     if run.has(GENERATOR):
         model.load_state_dict(run.tensors(GENERATOR, next(model.parameters()).device))
         history = run.history()
-        return model.eval(), history[history["stage"] == "generator"].to_dict("records")
+        return model.eval(), history[history["stage"].isin(["align", "generator"])].to_dict("records")
     rows = fit_generator(model, data, table, config.training, config.decoding, config.seed,
-                         checkpoint=run / CHECKPOINT, progress=progress, world=world)
+                         checkpoint=run / CHECKPOINT, progress=progress, world=world,
+                         segments=rec_id_segments(config, data))
     if not world.main:
         return model, rows
     stats = run.json(TOKENIZER_STATS, {})
@@ -150,6 +152,14 @@ def run_generator(run: RunDir, config: RunConfig, data: InteractionData, table: 
     run.write_tensors(GENERATOR, model.state_dict())            # written last: its presence means "done"
     (run / CHECKPOINT).unlink(missing_ok=True)
     return model, rows
+
+
+def rec_id_segments(config: RunConfig, data: InteractionData) -> list[range] | None:
+    """The modality segments of a late-fusion Rec-ID (what the LF++ alignment pairs up), else None."""
+    if config.tokenizer.name != "late_fusion":
+        return None
+    options = config.tokenizer.options
+    return segments(options.levels, len(data.features), options.separator)
 
 
 def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=lambda stage: None) -> dict:

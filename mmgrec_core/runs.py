@@ -51,7 +51,7 @@ def build_generator(config: RunConfig, representations: dict[str, torch.Tensor],
                     ) -> RecIDGenerator:
     """An untrained generator shaped for this run's Rec-IDs and item representations."""
     vocab = tuple(int(v) for v in table.trie.vocab)
-    return RecIDGenerator(config.generator, representations["items"], vocab)
+    return RecIDGenerator(config.generator, representations["items"], vocab, torch.tensor(table.tokens))
 
 
 def load_run(path: str | Path, data: InteractionData | None = None) -> Run:

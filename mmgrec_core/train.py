@@ -51,10 +51,11 @@ class TrainingConfig:
     eval_every: int = 2             # epochs between validation checks (and at the last epoch)
     patience: int = 3               # checks without a better validation NDCG@10 before stopping
     valid_users: int = 1000         # validation subset for early stopping (beam search is the costly part)
+    align_epochs: int = 0           # MGR-LF++: epochs of cross-modal Rec-ID prediction before the task (late fusion)
 
     def __post_init__(self):
         check_positive(self, "lr", "batch_size", "max_targets", "eval_every", "patience", "valid_users")
-        check_positive(self, "weight_decay", "epochs", allow_zero=True)
+        check_positive(self, "weight_decay", "epochs", "align_epochs", allow_zero=True)
         check_range(self, "warmup", 0.0, 1.0, high_open=True)
         check_range(self, "keep_min", 0.0, 1.0)
         check_range(self, "keep_max", self.keep_min, 1.0)
@@ -70,11 +71,13 @@ def validation_users(data: InteractionData, n: int, seed: int) -> np.ndarray:
 
 def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTable, training: TrainingConfig,
                   decoding: DecodingConfig, seed: int = 0, checkpoint: Path | None = None,
-                  progress: Progress | None = None, world: World = SINGLE) -> list[dict]:
+                  progress: Progress | None = None, world: World = SINGLE,
+                  segments: list[range] | None = None) -> list[dict]:
     """Train `model` in place (best weights restored at the end); return one history row per epoch.
 
     With `checkpoint`, the state is saved there after every epoch (by rank 0) and training continues from an
-    existing checkpoint instead of starting over.
+    existing checkpoint instead of starting over. With `training.align_epochs`, the modality alignment of
+    `align_modalities` runs first on the Rec-ID `segments` of late fusion (its rows have stage "align").
     """
     cfg = training
     device = next(model.parameters()).device
@@ -98,6 +101,10 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         schedule.load_state_dict(state["schedule"])
         stopper.load_state_dict(state["stopper"])
         rows, start_epoch = state["history"], state["epoch"] + 1
+    elif cfg.align_epochs:               # before the first checkpoint: a crash here re-runs it, seeded, identically
+        rows = align_modalities(model, trie, tokens, paths, segments or [], cfg, seed)
+        opt = _optimizer(model, cfg)     # the task starts afresh from the aligned weights, as in the paper
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps_per_epoch * cfg.epochs))
     use_amp = device.type == "cuda"
     step_loss = model.loss
     if world.size > 1:
@@ -149,6 +156,58 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
             progress(epoch, {k: v for k, v in row.items() if k not in ("stage", "epoch")})
     stopper.restore(model)
     model.eval()
+    return rows
+
+
+def align_modalities(model: RecIDGenerator, trie, tokens: torch.Tensor, paths: torch.Tensor, segments: list[range],
+                     cfg: TrainingConfig, seed: int, batch_items: int = 64) -> list[dict]:
+    """MGR-LF++'s contrastive modality alignment (Zhu et al., §3.3): before the recommendation task the generator
+    learns, from Rec-IDs alone, to produce one modality's codes given another's, for every ordered pair.
+
+    The source segment's tokens enter the encoder as one position each (their token embeddings, tied with the
+    decoder's); the item's whole Rec-ID is decoded with teacher forcing and the loss counts the target segment's
+    levels only. No history, no content vector, no interaction enters, as the paper requires. `cfg.align_epochs`
+    passes over all items, seeded; returns one row per epoch (stage "align").
+    """
+    if len(segments) < 2:
+        raise ValueError("training.align_epochs needs a Rec-ID of two or more modality segments "
+                         "(tokenizer.name=late_fusion on data with two or more modalities)")
+    if model.has_transition:
+        raise ValueError("training.align_epochs needs generator.transition=false: the alignment input has no "
+                         "history items whose transition rows it could train")
+    device = tokens.device
+    opt = _optimizer(model, cfg)
+    n_items = len(tokens)
+    steps = math.ceil(n_items / batch_items)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps * cfg.align_epochs))
+    pairs = [(a, b) for a in segments for b in segments if a != b]
+    f = model.item_vectors.shape[1]
+    rows = []
+    for epoch in range(1, cfg.align_epochs + 1):
+        tic = time.perf_counter()
+        torch.manual_seed(seed * 100_043 + epoch)                         # dropout
+        gen = torch.Generator().manual_seed(seed * 100_057 + epoch)       # order
+        model.train()
+        total = 0.0
+        for batch in torch.randperm(n_items, generator=gen).to(device).split(batch_items):
+            ids, loss = tokens[batch], 0.0                                  # [B, T]
+            for source, target in pairs:
+                x = torch.stack([model.tokens[d](ids[:, d]) for d in source], 1)          # [B, |source|, D]
+                pad = torch.zeros(x.shape[:2], dtype=torch.bool, device=device)
+                memory, pad = model.encode_embedded(x, pad, torch.zeros(*x.shape[:2], f, device=device))
+                items = torch.zeros(len(batch), model.log_prior(memory, pad).shape[1], dtype=torch.long,
+                                    device=device)
+                rows_ = torch.arange(len(batch), device=device)
+                ll = model.decode_log_likelihood(memory, pad, items, rows_, ids, paths[batch], trie, target)
+                loss = loss + -ll.mean() / len(target)
+            loss = loss / len(pairs)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            total += loss.item()
+        rows.append({"stage": "align", "epoch": epoch, "loss": total / steps,
+                     "seconds": time.perf_counter() - tic})
     return rows
 
 

@@ -22,9 +22,16 @@ from torch.nn import functional as F
 
 
 class RelationAwareSelfAttention(nn.Module):
-    """Multi-head self-attention with an optional user-specific relation term (`relation=False`: plain MHA)."""
+    """Multi-head self-attention with an optional user-specific relation term (`relation=False`: plain MHA) and
+    optional similarity-reweighted values (`sim_buckets` = K > 0, BBQRec §4.2, Eq. 17):
 
-    def __init__(self, dim: int, heads: int, user_dim: int, relation: bool = True):
+        y_i = sum_j alpha_ij (e_sim[b_ij] * (W_V e_j))
+
+    with b_ij the bucket of the two items' cosine similarity (`RecIDGenerator.similarity_buckets`, K + 2 rows:
+    0..K and one for pairs with the user token) and e_sim a learned D-vector per bucket, split across heads like
+    the values. It starts at ones (plain attention); the paper starts every embedding in (0, 0.01)."""
+
+    def __init__(self, dim: int, heads: int, user_dim: int, relation: bool = True, sim_buckets: int = 0):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} must be divisible by heads {heads}")
@@ -35,9 +42,13 @@ class RelationAwareSelfAttention(nn.Module):
         if relation:
             self.u_qkv = nn.Linear(dim, 3 * dim, bias=False)              # shared Uq, Uk, Uv
             self.user_scale = nn.Sequential(nn.Linear(user_dim, dim), nn.ReLU(), nn.Linear(dim, 3))
+        self.sim = nn.Embedding(sim_buckets + 2, dim) if sim_buckets else None
+        if self.sim is not None:
+            nn.init.ones_(self.sim.weight)
 
-    def forward(self, e: Tensor, pad: Tensor, user: Tensor) -> Tensor:
-        """e [B, N, D] history embeddings, pad bool [B, N] (True = padding), user [B, user_dim] -> [B, N, D]."""
+    def forward(self, e: Tensor, pad: Tensor, user: Tensor, buckets: Tensor | None = None) -> Tensor:
+        """e [B, N, D] history embeddings, pad bool [B, N] (True = padding), user [B, user_dim], buckets int64
+        [B, N, N] (with `sim_buckets`) -> [B, N, D]."""
         b, n, d = e.shape
         q, k, v = self._heads(self.qkv(e)).unbind(0)                      # [B, H, N, d_h] each
         mask = torch.zeros(b, 1, 1, n, dtype=e.dtype, device=e.device).masked_fill(pad[:, None, None], -math.inf)
@@ -47,7 +58,14 @@ class RelationAwareSelfAttention(nn.Module):
             rel = (s_q * s_k)[:, None, None] * (uq @ uk.transpose(1, 2)) / math.sqrt(d)
             mask = mask + rel[:, None]                                    # [B, 1, N, N], shared by heads
             v = v + self._split(s_v[:, None, None] * uv)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if self.sim is None:
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            if buckets is None:
+                raise ValueError("similarity-reweighted attention needs the pairs' buckets")
+            alpha = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + mask, -1)   # [B, H, N, N]
+            scale = self.sim(buckets).view(b, n, n, self.heads, -1)                        # [B, N, N, H, d_h]
+            x = torch.einsum("bhij,bijhd,bhjd->bhid", alpha, scale, v)
         return self.out(x.transpose(1, 2).reshape(b, n, d))
 
     def _split(self, x: Tensor) -> Tensor:
@@ -64,15 +82,15 @@ class RelationAwareSelfAttention(nn.Module):
 class EncoderLayer(nn.Module):
     """Pre-norm Transformer encoder layer around `RelationAwareSelfAttention`."""
 
-    def __init__(self, dim: int, heads: int, user_dim: int, dropout: float, relation: bool):
+    def __init__(self, dim: int, heads: int, user_dim: int, dropout: float, relation: bool, sim_buckets: int = 0):
         super().__init__()
-        self.attn = RelationAwareSelfAttention(dim, heads, user_dim, relation)
+        self.attn = RelationAwareSelfAttention(dim, heads, user_dim, relation, sim_buckets)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, pad: Tensor, user: Tensor) -> Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), pad, user))
+    def forward(self, x: Tensor, pad: Tensor, user: Tensor, buckets: Tensor | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), pad, user, buckets))
         return x + self.drop(self.ff(self.norm2(x)))
 
 

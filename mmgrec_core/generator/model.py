@@ -3,9 +3,12 @@ output that mixes the history's own next-token distributions.
 
 Encoder. The user's training items (a set, at most `max_history`) embedded with the tokenizer's item vectors
 (`item_emb="graph"`: projected to D plus a learned per-item offset; `"learned"`: the offset only, the paper's
-"Emb w/o"), and a user token: the projected mean item vector of the *input* history. (A user vector computed
-from all training items would contain the held-out targets; the model then learns to read them back and
-overfits.) Positions: relation-aware self-attention (`pe="relation"`), sinusoidal encodings or nothing.
+"Emb w/o"; `"codes"`: the sum of the item's Rec-ID token embeddings, tied with the decoder's, as TIGER reads
+items), and a user token: the projected mean item vector of the *input* history (with `"codes"`, the projected
+mean of the input's embeddings). (A user vector computed from all training items would contain the held-out
+targets; the model then learns to read them back and overfits.) Positions: relation-aware self-attention
+(`pe="relation"`), sinusoidal encodings or nothing. `sim_buckets` > 0 adds BBQRec's similarity-reweighted
+attention values (`attention.RelationAwareSelfAttention`).
 
 Decoder. Pre-norm layers, causal over the Rec-ID prefix, cross-attending to the memory (`attention.DecoderLayer`).
 
@@ -39,7 +42,7 @@ from ..checks import check_choice, check_positive, check_range
 from .attention import DecoderLayer, EncoderLayer
 
 PES = ("relation", "sinusoidal", "none")
-ITEM_EMBS = ("graph", "learned")
+ITEM_EMBS = ("graph", "learned", "codes")
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,11 @@ class GeneratorConfig:
     item_emb: str = "graph"
     mixture: bool = True            # the output mixes every memory position; False: the user token's alone
     transition: bool = True         # per level a full-rank (history item, token) logit table; needs the mixture
+    sim_buckets: int = 0            # K > 0: BBQRec's bucketed cosine similarity of item vectors scales the values
 
     def __post_init__(self):
         check_positive(self, "dim", "heads", "encoder_layers", "decoder_layers", "max_history")
+        check_positive(self, "sim_buckets", allow_zero=True)
         check_range(self, "dropout", 0.0, 1.0, high_open=True)
         check_choice(self, "pe", PES)
         check_choice(self, "item_emb", ITEM_EMBS)
@@ -78,22 +83,29 @@ def sinusoidal(n: int, dim: int) -> Tensor:
 class RecIDGenerator(nn.Module):
     """history [B, N] (item id + 1, 0 = padding) -> a distribution over Rec-IDs, one level at a time."""
 
-    def __init__(self, config: GeneratorConfig, item_vectors: Tensor, vocab: tuple[int, ...]):
+    def __init__(self, config: GeneratorConfig, item_vectors: Tensor, vocab: tuple[int, ...],
+                 item_tokens: Tensor | None = None):
+        """item_vectors [I, F] (the tokenizer's), vocab the size of each level, item_tokens [I, T] the items'
+        Rec-IDs (needed by `item_emb="codes"`)."""
         super().__init__()
         d = config.dim
         self.config, self.vocab = config, tuple(int(v) for v in vocab)
         self.register_buffer("item_vectors", item_vectors.float())         # [I, F], frozen
         f = item_vectors.shape[1]
-        self.item_table = nn.Embedding(len(item_vectors), d)
-        if config.item_emb == "graph":
-            self.item_proj = nn.Linear(f, d)
-            nn.init.normal_(self.item_table.weight, std=0.02)              # a small learned offset
+        if config.item_emb == "codes":
+            if item_tokens is None or item_tokens.shape != (len(item_vectors), len(self.vocab)):
+                raise ValueError(f"item_emb='codes' needs the items' Rec-IDs [{len(item_vectors)}, {len(vocab)}]")
+            self.register_buffer("item_tokens", torch.as_tensor(item_tokens, dtype=torch.long), persistent=False)
+            self.user_proj = nn.Linear(d, d)
         else:
-            nn.init.normal_(self.item_table.weight, std=0.1)
-        self.user_proj = nn.Linear(f, d)
+            self.item_table = nn.Embedding(len(item_vectors), d)
+            nn.init.normal_(self.item_table.weight, std=0.02 if config.item_emb == "graph" else 0.1)
+            if config.item_emb == "graph":                                  # projection + a small learned offset
+                self.item_proj = nn.Linear(f, d)
+            self.user_proj = nn.Linear(f, d)
         self.register_buffer("positions", sinusoidal(config.max_history, d), persistent=False)
         relation = config.pe == "relation"
-        self.encoder = nn.ModuleList(EncoderLayer(d, config.heads, f, config.dropout, relation)
+        self.encoder = nn.ModuleList(EncoderLayer(d, config.heads, f, config.dropout, relation, config.sim_buckets)
                                      for _ in range(config.encoder_layers))
         self.encoder_norm = nn.LayerNorm(d)
         self.bos = nn.Parameter(torch.randn(d) * 0.02)
@@ -125,18 +137,39 @@ class RecIDGenerator(nn.Module):
         pad = history == 0
         items = (history - 1).clamp_min(0)
         vectors = self.item_vectors[items]                                 # [B, N, F]
-        x = self.item_table(items)
-        if self.config.item_emb == "graph":
-            x = x + self.item_proj(vectors)
-        if self.config.pe == "sinusoidal":
-            x = x + self.positions[: x.shape[1]]
+        if self.config.item_emb == "codes":
+            codes = self.item_tokens[items]                                # [B, N, T]
+            x = sum(self.tokens[d](codes[..., d]) for d in range(self.depth))
+        else:
+            x = self.item_table(items)
+            if self.config.item_emb == "graph":
+                x = x + self.item_proj(vectors)
+        buckets = self.similarity_buckets(vectors, pad) if self.config.sim_buckets else None
+        return self.encode_embedded(x, pad, vectors, buckets)
+
+    def encode_embedded(self, x: Tensor, pad: Tensor, vectors: Tensor, buckets: Tensor | None = None
+                        ) -> tuple[Tensor, Tensor]:
+        """`encode` from embedded positions x [B, N, D] (pad [B, N]; vectors [B, N, F] their item vectors, which
+        the user-specific attention scales read): the user token first, then the encoder layers."""
         keep = (~pad).float()[..., None]
         user = (vectors * keep).sum(1) / keep.sum(1).clamp_min(1)          # [B, F]: from the input only
-        x = torch.cat([self.user_proj(user)[:, None], x], 1)
+        first = (x * keep).sum(1) / keep.sum(1).clamp_min(1) if self.config.item_emb == "codes" else user
+        if self.config.pe == "sinusoidal":
+            x = x + self.positions[: x.shape[1]]
+        x = torch.cat([self.user_proj(first)[:, None], x], 1)
         pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], 1)
         for layer in self.encoder:
-            x = layer(x, pad, user)
+            x = layer(x, pad, user, buckets)
         return self.encoder_norm(x), pad
+
+    def similarity_buckets(self, vectors: Tensor, pad: Tensor) -> Tensor:
+        """int64 [B, N + 1, N + 1]: BBQRec's Eq. 15, round((cos(v_i, v_j) + 1) / 2 x K) in 0..K, for every pair
+        of memory positions; pairs with the user token (position 0) get their own bucket K + 1."""
+        k = self.config.sim_buckets
+        v = F.normalize(vectors, dim=-1)
+        cos = (v @ v.transpose(1, 2)).clamp(-1, 1)                           # [B, N, N]
+        inner = torch.round((cos + 1) / 2 * k).long()
+        return F.pad(inner, (1, 0, 1, 0), value=k + 1)
 
     def log_prior(self, memory: Tensor, pad: Tensor) -> Tensor:
         """log pi [B, M]: how much each component speaks for the user (-inf on padding).
@@ -234,10 +267,16 @@ class RecIDGenerator(nn.Module):
         whose children share each level's probability.
         """
         memory, pad = self.encode(history)
+        return self.decode_log_likelihood(memory, pad, self.component_items(history), rows, targets, parents, trie)
+
+    def decode_log_likelihood(self, memory: Tensor, pad: Tensor, items: Tensor, rows: Tensor, targets: Tensor,
+                              parents: Tensor, trie, levels: range | None = None) -> Tensor:
+        """`log_likelihood` from an encoded memory [B, M, D] (items [B, M] behind its components), counting the
+        tokens at `levels` only (default: all): log sum_j pi_j prod_{d in levels} q_j(c_d | prefix) [n]."""
         hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
-        items = self.component_items(history)[rows]                                # [n, M]
-        for d in range(self.depth):
+        items = items[rows]                                                        # [n, M]
+        for d in (range(self.depth) if levels is None else levels):
             children, _, mask = trie.children(d, parents[:, d])
             logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], items, children, mask)
             slot = (children == targets[:, d, None]).float().argmax(1)              # the target among them

@@ -3,6 +3,7 @@ separator token between modalities (LF++'s special tokens tell the generator whe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,3 +43,15 @@ class LateFusionTokenizer(Tokenizer):
             x = torch.from_numpy(standardised_features(data, [name])).to(default_device())
             blocks.append(train_rqvae(x, self.config, self.seed + k, progress).encode(x).cpu().numpy())
         return np.concatenate(blocks, 1)
+
+
+def segments(levels: int, modalities: int, separator: bool) -> list[range]:
+    """The Rec-ID levels that hold each modality's codes, in order: [L codes, (separator), L codes, ..., p]."""
+    return list(_segments(levels, modalities, separator))
+
+
+def _segments(levels: int, modalities: int, separator: bool) -> Iterator[range]:
+    start = 0
+    for _ in range(modalities):
+        yield range(start, start + levels)
+        start += levels + int(separator)
