@@ -10,6 +10,7 @@ import torch
 from ..quantize import code_perplexity, code_usage
 from ..recid import RecIDTable
 from .base import Explainable, HasRepresentations, Persistable, Tokenizer
+from .bbqrec import BBQRecConfig, BBQRecTokenizer
 from .graph_rqvae import GraphRQVAEConfig, GraphRQVAETokenizer
 from .hkmeans import HKMeansTokenizer
 from .late_fusion import LateFusionConfig, LateFusionTokenizer
@@ -21,6 +22,7 @@ REGISTRY: dict[str, tuple[type[Tokenizer], type]] = {
     "rqvae": (RQVAETokenizer, RQVAEConfig),
     "hkmeans": (HKMeansTokenizer, GraphRQVAEConfig),
     "late_fusion": (LateFusionTokenizer, LateFusionConfig),
+    "bbqrec": (BBQRecTokenizer, BBQRecConfig),
 }
 TOKENIZERS = tuple(REGISTRY)
 

@@ -11,7 +11,7 @@ from mmgrec_core.tokenizers.hkmeans import hierarchical_kmeans
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
 FAST = {"graph_rqvae": dict(steps=200), "hkmeans": dict(), "rqvae": dict(steps=200),
-        "late_fusion": dict(steps=200)}
+        "late_fusion": dict(steps=200), "bbqrec": dict(steps=200)}
 
 
 @pytest.fixture(scope="module")
