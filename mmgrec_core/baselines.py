@@ -1,4 +1,4 @@
-"""Baselines on the same split and evaluator as MMGRec: popularity, MF-BPR, LightGCN, EASE.
+"""Baselines on the same split and evaluator as MMGRec: popularity, MF-BPR, LightGCN, EASE, FREEDOM.
 
 Every model follows the `Recommender` contract: `fit(data)` then `recommend(users, k)` -> item ids, best first,
 never the user's training items. Defaults were tuned on the validation split of `demo` and `movielens`
@@ -25,7 +25,7 @@ from .graph import bipartite_edge_index
 from .runtime import default_device, seed_everything
 from .training import EarlyStopping, Progress, bpr_loss
 
-MODELS = ("popularity", "mf", "lightgcn", "ease")
+MODELS = ("popularity", "mf", "lightgcn", "ease", "freedom")
 
 
 class Popularity:
@@ -156,15 +156,19 @@ class _BPRModel(nn.Module):
         total = 0.0
         for s in range(0, len(users), self.config.batch_size):
             u, i, j = (t[s:s + self.config.batch_size] for t in (users, pos, neg))
-            i, j = i + self.num_users, j + self.num_users
-            h, ego = self.propagate(), self.embedding.weight
-            loss = bpr_loss(h[u], h[i], h[j], (ego[u], ego[i], ego[j]), self.config.reg)
+            loss = self._loss(u, i, j)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(u)
         self._final = None
         return total / len(users)
+
+    def _loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """BPR + L2 of one batch of users, positive and negative items (0-based item ids), int64 [B] each."""
+        i, j = i + self.num_users, j + self.num_users
+        h, ego = self.propagate(), self.embedding.weight
+        return bpr_loss(h[u], h[i], h[j], (ego[u], ego[i], ego[j]), self.config.reg)
 
     @torch.no_grad()
     def recommend(self, users: torch.Tensor, k: int) -> torch.Tensor:
@@ -207,12 +211,166 @@ class LightGCN(_BPRModel):
         return out / (len(self.convs) + 1)
 
 
+# ---- FREEDOM: a frozen item-item graph beside a denoised user-item graph -------------------------------------
+
+
+def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """float32 sparse CSR from COO triples (duplicates summed): what PyG's spmm and `torch.sparse.mm` take."""
+    with warnings.catch_warnings():                # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values.float(), size)
+        return coo.coalesce().to_sparse_csr()
+
+
+def knn_item_graph(features: dict[str, np.ndarray], k: int = 10, device: torch.device | str = "cpu",
+                   block_bytes: int = 2**28) -> torch.Tensor:
+    """FREEDOM's item-item graph, float32 sparse CSR [I, I]: the modalities' kNN graphs, averaged.
+
+    Per modality: cosine similarity; each item's k most similar items (itself included, as in the paper's code)
+    become edges of weight 1, normalised D^-1/2 S D^-1/2 with D the row degrees, which are all k, so every
+    edge weighs 1/k. Similarities are computed for blocks of rows of at most `block_bytes` ([rows, I] floats),
+    never as a dense [I, I] matrix; memory is O(I k) beyond one block.
+    """
+    parts = []
+    for x in features.values():
+        x = torch.as_tensor(x, dtype=torch.float32, device=device)
+        x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)                           # [I, d], unit rows
+        n, kk = len(x), min(k, len(x))
+        step = max(1, block_bytes // (4 * n))
+        cols = torch.cat([torch.topk(x[s:s + step] @ x.T, kk, dim=1).indices          # [rows, k] per block
+                          for s in range(0, n, step)]).flatten()                       # [I k]
+        rows = torch.arange(n, device=device).repeat_interleave(kk)                    # [I k]
+        deg = torch.bincount(rows, minlength=n).float()                                # [I], all k
+        parts.append((rows, cols, deg[rows].rsqrt() * deg[cols].rsqrt() / len(features)))
+    rows, cols, values = (torch.cat(t) for t in zip(*parts))
+    return _csr(rows, cols, values, (n, n))
+
+
+def bipartite_norm_adj(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+    """LightGCN's D^-1/2 A D^-1/2 of the user-item graph of the edges given (users first), CSR [U + I, U + I]."""
+    u, i = torch.from_numpy(users).to(device), torch.from_numpy(items).to(device)
+    d_u = torch.bincount(u, minlength=num_users).float()
+    d_i = torch.bincount(i, minlength=num_items).float()
+    w = (d_u[u] * d_i[i]).rsqrt()                                                      # [E]
+    n = num_users + num_items
+    return _csr(torch.cat([u, i + num_users]), torch.cat([i + num_users, u]), torch.cat([w, w]), (n, n))
+
+
+def degree_sensitive_probabilities(users: np.ndarray, items: np.ndarray, num_users: int,
+                                   num_items: int) -> np.ndarray:
+    """float64 [E]: FREEDOM's chance of drawing each edge, proportional to 1 / sqrt(d_u d_i) (full-graph
+    degrees), so edges between popular nodes, the likeliest noise, are pruned first."""
+    w = 1.0 / np.sqrt(np.bincount(users, minlength=num_users)[users] * np.bincount(items, minlength=num_items)[items])
+    return w / w.sum()
+
+
+def prune_edges(probabilities: np.ndarray, keep: float, rng: np.random.Generator) -> np.ndarray:
+    """int64 [int(E keep)] sorted ids of the edges kept: drawn without replacement with `probabilities` [E].
+
+    Vectorised weighted sampling (Efraimidis & Spirakis 2006): the edges with the smallest Exp(1) / p are
+    distributed as successive draws without replacement (`torch.multinomial` in the paper's code, which is
+    limited to 2^24 edges).
+    """
+    n = int(len(probabilities) * keep)
+    if n >= len(probabilities):
+        return np.arange(len(probabilities))
+    keys = rng.exponential(size=len(probabilities)) / probabilities
+    return np.sort(np.argpartition(keys, n)[:n])
+
+
+@dataclass(frozen=True)
+class FREEDOMConfig(BPRConfig):
+    """FREEDOM's settings beside the BPR training ones (paper values in the comments)."""
+
+    layers: int = 2               # user-item propagation layers (paper: 2)
+    item_layers: int = 1          # layers over the frozen item-item graph (paper: 1)
+    knn_k: int = 10               # neighbours per item in each modality's graph (paper: 10)
+    keep: float = 0.2             # share of user-item edges kept each epoch (paper's code: dropout 0.8 -> 0.2)
+    lam: float = 1e-4             # weight of the modality BPR terms (paper's code: reg_weight, 0...1e-3)
+
+
+class FREEDOM(_BPRModel):
+    """FREEDOM (Zhou & Shen, "A Tale of Two Graphs: Freezing and Denoising Graph Structures for Multimodal
+    Recommendation", ACM MM 2023), following the paper and its code (github.com/enoche/FREEDOM).
+
+    - Freezing: an item-item graph S built once from the raw features (`knn_item_graph`: top-k cosine
+      neighbours per modality, D^-1/2 S D^-1/2) and never updated.
+    - Denoising: each epoch keeps `keep` of the training edges, drawn without replacement with probability
+      proportional to 1 / sqrt(d_u d_i), and renormalises the pruned graph; inference uses the full graph.
+    - Item i: mean over l = 0..L of LightGCN's propagation of the ID embeddings on the (pruned) user-item graph,
+      plus S^L' e_i (ID embeddings propagated over S); user u: the LightGCN part only.
+    - Loss: BPR(u, i, j) + lam * sum_m BPR(u, W_m x_i^m, W_m x_j^m) + reg * L2, where x^m are the item's raw
+      features of modality m and W_m a linear map to D; the projected features shape the user embeddings
+      through the loss only and are not used in scoring, as in the paper's code.
+
+    Departures: the modality graphs are averaged with equal fixed weights (the code fixes 0.1 image / 0.9 text
+    for its two modalities; our modalities vary per dataset); the raw features are fixed (the code fine-tunes
+    them as embeddings), only W_m is learnt; the L2 term (`reg`, on the batch's ID embeddings, as MF and
+    LightGCN here) replaces the code's weight decay of 0, so it can be tuned; embeddings start at N(0, 0.1^2)
+    as the other baselines here, not Xavier; pruning samples by exponential keys instead of
+    `torch.multinomial` (the same distribution), seeded by (seed, epoch).
+    """
+
+    config: FREEDOMConfig
+
+    def fit(self, data: InteractionData, progress: Progress | None = None) -> FREEDOM:
+        if not data.features:
+            raise ValueError(f"dataset {data.name!r} has no item features; FREEDOM needs at least one modality")
+        return super().fit(data, progress)
+
+    def _build(self, data: InteractionData) -> None:
+        super()._build(data)
+        cfg, device = self.config, default_device()
+        self.edge_users, self.edge_items = data.pairs("train")
+        self.edge_p = degree_sensitive_probabilities(self.edge_users, self.edge_items, self.num_users,
+                                                     self.num_items)
+        self.register_buffer("adj", bipartite_norm_adj(self.edge_users, self.edge_items, self.num_users,
+                                                       self.num_items, device), persistent=False)
+        self.register_buffer("item_adj", knn_item_graph(data.features, cfg.knn_k, device), persistent=False)
+        for m, x in enumerate(data.features.values()):
+            self.register_buffer(f"features_{m}", torch.from_numpy(x).to(device), persistent=False)   # [I, d_m]
+        self.projections = nn.ModuleList(nn.Linear(x.shape[1], cfg.dim) for x in data.features.values())
+        self.convs = nn.ModuleList(LGConv(normalize=False) for _ in range(cfg.layers))
+        self.train_adj, self._epochs = self.adj, 0
+
+    def propagate(self, adj: torch.Tensor | None = None) -> torch.Tensor:
+        """Final embeddings [U + I, D] on `adj` (default: the full user-item graph)."""
+        e = self.embedding.weight                                                          # [U + I, D]
+        h = out = e
+        for conv in self.convs:
+            h = conv(h, self.adj if adj is None else adj)
+            out = out + h
+        out = out / (len(self.convs) + 1)
+        items = e[self.num_users:]                                                         # [I, D]
+        for _ in range(self.config.item_layers):
+            items = self.item_adj @ items
+        return torch.cat([out[:self.num_users], out[self.num_users:] + items])
+
+    def _epoch(self, data: InteractionData, rng: np.random.Generator, opt: torch.optim.Optimizer) -> float:
+        self._epochs += 1
+        kept = prune_edges(self.edge_p, self.config.keep, np.random.default_rng([self.config.seed, self._epochs]))
+        self.train_adj = bipartite_norm_adj(self.edge_users[kept], self.edge_items[kept], self.num_users,
+                                            self.num_items, self.embedding.weight.device)
+        return super()._epoch(data, rng, opt)
+
+    def _loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        h, ego = self.propagate(self.train_adj), self.embedding.weight
+        users, pi, pj = h[u], i + self.num_users, j + self.num_users
+        loss = bpr_loss(users, h[pi], h[pj], (ego[u], ego[pi], ego[pj]), self.config.reg)
+        for m, proj in enumerate(self.projections):
+            x = getattr(self, f"features_{m}")                                             # [I, d_m]
+            loss = loss + self.config.lam * bpr_loss(users, proj(x[i]), proj(x[j]), (), 0.0)
+        return loss
+
+
 # Chosen on validation Recall@20 of demo and movielens (benchmarks/results/tune_*.csv): MF needs strong L2
 # (reg 1e-4 -> 1e-2 lifts it from 0.21 to 0.33 on demo); LightGCN is best at lr 5e-3, reg 1e-3 on both.
-DEFAULTS = {"mf": BPRConfig(lr=1e-3, reg=1e-2), "lightgcn": BPRConfig(lr=5e-3, reg=1e-3)}
+DEFAULTS = {"mf": BPRConfig(lr=1e-3, reg=1e-2), "lightgcn": BPRConfig(lr=5e-3, reg=1e-3),
+            "freedom": FREEDOMConfig(lr=5e-3, reg=1e-3)}
 
 
-def make_baseline(name: str, **overrides) -> Popularity | EASE | MF | LightGCN:
+def make_baseline(name: str, **overrides) -> Popularity | EASE | MF | LightGCN | FREEDOM:
     """A baseline by name; `overrides` replace fields of its config (e.g. lr=5e-3, seed=1)."""
     if name == "popularity":
         return Popularity()
@@ -221,7 +379,7 @@ def make_baseline(name: str, **overrides) -> Popularity | EASE | MF | LightGCN:
     if name not in DEFAULTS:
         raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(MODELS)}")
     config = dataclasses.replace(DEFAULTS[name], **overrides)
-    return {"mf": MF, "lightgcn": LightGCN}[name](config)
+    return {"mf": MF, "lightgcn": LightGCN, "freedom": FREEDOM}[name](config)
 
 
 # The grid searched on each dataset's validation split when baselines are tuned (the default): defaults chosen
@@ -231,11 +389,12 @@ def make_baseline(name: str, **overrides) -> Popularity | EASE | MF | LightGCN:
 # best on demo and MovieLens (benchmarks/results/tune_*.csv): 1e-3 for MF (5e-3 lost 4% on MovieLens), 5e-3 for
 # LightGCN (2-3x sooner to converge, which keeps the whole grid inside one run).
 GRIDS = {"mf": [{"lr": 1e-3, "reg": reg} for reg in (1e-3, 1e-2, 3e-2, 1e-1, 3e-1)],
-         "lightgcn": [{"lr": 5e-3, "reg": reg} for reg in (1e-3, 1e-2, 1e-1)]}
+         "lightgcn": [{"lr": 5e-3, "reg": reg} for reg in (1e-3, 1e-2, 1e-1)],
+         "freedom": [{"lr": 5e-3, "reg": reg} for reg in (1e-3, 1e-2, 1e-1)]}
 
 
 def train_baseline(name: str, data: InteractionData, progress: Progress | None = None, tune: bool = False,
-                   **overrides) -> tuple[Popularity | EASE | MF | LightGCN, dict]:
+                   **overrides) -> tuple[Popularity | EASE | MF | LightGCN | FREEDOM, dict]:
     """Fit one baseline and evaluate it: (model, {"valid": {...}, "test": {...}, "train_seconds": s}).
 
     With `tune`, MF and LightGCN are fitted once per setting of `GRIDS[name]` and the one with the best validation
