@@ -20,6 +20,7 @@ from .files import read_json
 from .recid import COLLISIONS
 from .rundir import CONFIG, METRICS, REC_IDS, TOKENIZER_STATS, RunDir
 from .runs import load_run
+from .systems import SYSTEMS
 from .tokenizers import TOKENIZERS
 
 
@@ -27,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmgrec_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("baselines", help="train and evaluate baselines; write DIR/metrics.json")
-    p.add_argument("--dataset", default="demo", help="dataset spec: demo[:k=v,...], movielens, mmrec:DIR, mmgcn:DIR")
-    p.add_argument("--out", type=Path, help="directory to write metrics.json and the top lists into (default: print only)")
+    p.add_argument("--dataset", default="demo",
+                   help="dataset spec: demo[:k=v,...], movielens, mmrec:DIR, mmgcn:DIR")
+    p.add_argument("--out", type=Path,
+                   help="directory to write metrics.json and the top lists into (default: print only)")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     p.add_argument("--seed", type=int, default=0)
     t = sub.add_parser("tokenize", help="assign Rec-IDs; write DIR/rec_ids.parquet and DIR/tokenizer_stats.json")
@@ -46,14 +49,26 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override options, e.g. --set pe=none collision=random tokenizer.name=rqvae training.epochs=5")
     r.add_argument("--seed", type=int)
+    r.add_argument("--system", choices=SYSTEMS,
+                   help="start from a related system's preset (default mmgrec); --config and --set override it")
     r.add_argument("--resume", type=Path, metavar="DIR", help="continue an interrupted run in DIR")
+    m = sub.add_parser("compare", help="every system and baseline on one split and several seeds; "
+                                       "write DIR/leaderboard.json, .csv and .html")
+    m.add_argument("--dataset", default="demo", help="dataset spec (as for train)")
+    m.add_argument("--systems", required=True,
+                   help=f"comma-separated, from {','.join(SYSTEMS)} and the baselines {','.join(MODELS)}")
+    m.add_argument("--seeds", default="0,1,2", help="comma-separated model seeds (the split is the dataset's)")
+    m.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="settings for every generative system, e.g. training.epochs=5")
+    m.add_argument("--out", type=Path, required=True, help="the comparison's directory (resumed if it exists)")
     c = sub.add_parser("recommend", help="top-K items for one user from a finished run")
     c.add_argument("--run", type=Path, required=True)
     c.add_argument("--user", type=int, required=True)
     c.add_argument("--k", type=int, default=10)
     c.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
-    commands = {"tokenize": tokenize, "baselines": baselines, "train": train, "recommend": recommend}
+    commands = {"tokenize": tokenize, "baselines": baselines, "train": train, "recommend": recommend,
+                "compare": compare}
     try:
         return commands[args.command](args)
     except (DatasetError, RunError) as e:
@@ -120,10 +135,12 @@ def train(args: argparse.Namespace) -> int:
 
     if args.resume is None and args.out is None:
         raise RunError("train needs --out DIR (or --resume DIR)")
-    if args.resume and (args.config or args.set or args.dataset or args.seed is not None):
+    if args.resume and (args.config or args.set or args.dataset or args.seed is not None or args.system):
         raise RunError("--resume continues the run exactly as configured; drop the other options")
     if not args.resume:
         config = _read_config(args.config) if args.config else {}
+        if args.system:
+            config["system"] = args.system
         if args.dataset:
             config["dataset"] = args.dataset
         if args.seed is not None:
@@ -153,6 +170,59 @@ def train(args: argparse.Namespace) -> int:
         print(format_table(metrics))
         print(f"wrote run {out}")
     return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from .compare import FIGURE, LEADERBOARD, TABLE, CompareRequest
+    from .compare import compare as run_compare
+
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        raise RunError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    request = CompareRequest(args.dataset, systems, seeds, tuple(args.set))     # checks every setting first
+    if args.out.exists() and not args.out.is_dir():
+        raise RunError(f"--out {args.out} is a file; give a directory for the comparison")
+    data = _load(request.dataset)
+    print(data)
+    outer: dict[str, tqdm] = {}
+    inner: dict[str, tqdm] = {}
+
+    def progress(system: str, done: int, total: int) -> None:
+        if system not in outer:
+            _close(inner)
+            inner.clear()
+            outer[system] = tqdm(desc=system, total=total, unit="seed")
+        outer[system].n = done
+        outer[system].refresh()
+
+    def run_progress(system: str):
+        return _progress(inner, request.config(system, seeds[0])) if system in SYSTEMS else \
+            (lambda stage, step, info: None)
+
+    try:
+        board = run_compare(args.out, request, progress=progress, run_progress=run_progress, data=data)
+    finally:
+        _close(inner)
+        _close(outer)
+    print(format_leaderboard(board))
+    print(f"wrote {args.out / LEADERBOARD}, {args.out / TABLE} and {args.out / FIGURE}")
+    for system, why in board["failed"].items():
+        print(f"error: {system} failed ({why}); the other systems' results are kept; run the same command "
+              f"again to retry it", file=sys.stderr)
+    return 1 if board["failed"] else 0
+
+
+def format_leaderboard(board: dict) -> str:
+    """One row per system: test Recall/NDCG@10 and @20 as mean +- std over seeds, seconds, ms per user."""
+    rows = {}
+    for name, row in board["systems"].items():
+        cells = {f"test {m}": f"{row['test'][m]['mean']:.4f} +- {row['test'][m]['std']:.4f}"
+                 for m in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
+        rows[name] = {**cells, "train s": round(row["train_seconds"]["mean"], 1),
+                      "ms/user": round(row["inference_ms"]["mean"], 3)}
+    return pd.DataFrame.from_dict(rows, orient="index").to_string() if rows else "(no system finished)"
 
 
 def _read_config(path: Path) -> dict:

@@ -1,0 +1,93 @@
+"""`compare`: systems and baselines on one split and several seeds, a leaderboard with the seeds' spread,
+resumable, and clear about bad input and failures."""
+
+import json
+import statistics
+
+import pytest
+
+from mmgrec_core import compare as compare_module
+from mmgrec_core.cli import main
+from mmgrec_core.compare import CompareRequest, compare, read_leaderboard
+from mmgrec_core.config import RunError
+
+pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
+
+DATASET = "demo:items=100,users=120,seed=4"
+SETS = ("tokenizer.codebook_size=8", "tokenizer.steps=60", "tokenizer.polish_steps=20", "generator.dim=16",
+        "training.epochs=2", "training.valid_users=40")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    request = CompareRequest(DATASET, ("mmgrec", "tiger", "popularity", "ease"), (0, 1), SETS)
+    return out, request, compare(out, request)
+
+
+def test_leaderboard_holds_every_system_with_mean_and_spread_over_seeds(finished):
+    out, request, board = finished
+    assert list(board["systems"]) == list(request.systems) and board["failed"] == {}
+    for name in request.systems:
+        entries = [json.loads((out / "runs" / f"{name}-seed{s}" / "entry.json").read_text()) for s in (0, 1)]
+        values = [e["test"]["ndcg@10"] for e in entries]
+        row = board["systems"][name]
+        assert row["test"]["ndcg@10"]["mean"] == pytest.approx(statistics.fmean(values))
+        assert row["test"]["ndcg@10"]["std"] == pytest.approx(statistics.stdev(values))
+        assert row["seeds"] == [0, 1] and row["inference_ms"]["mean"] > 0
+    assert board["systems"]["popularity"]["test"]["ndcg@10"]["std"] == 0.0          # deterministic
+    ease = [json.loads((out / "runs" / f"ease-seed{s}" / "entry.json").read_text()) for s in (0, 1)]
+    assert "tuned_on_seed" not in ease[0] and ease[1]["tuned_on_seed"] == 0         # tuned once, refitted
+    assert ease[0]["test"] == ease[1]["test"]
+    assert board["systems"]["tiger"]["rec_id_length"] == 4
+    assert set(board["systems"]["tiger"]["ami"]) >= {"fused~visual"}               # early fusion diagnostic
+    assert read_leaderboard(out) == board
+    csv = (out / "leaderboard.csv").read_text().splitlines()
+    assert csv[0].startswith("system,kind,seeds,test_recall@5") and len(csv) == 1 + len(request.systems)
+    assert "plotly" in (out / "leaderboard.html").read_text()[:20000].lower()
+
+
+def test_a_second_compare_skips_what_finished(finished, monkeypatch):
+    out, request, board = finished
+    calls = []
+    monkeypatch.setattr(compare_module, "train_run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(compare_module, "train_baseline", lambda *a, **k: calls.append(a))
+    assert compare(out, request) == board and calls == []
+
+
+def test_a_system_that_fails_is_reported_and_the_others_are_kept(tmp_path, monkeypatch, capsys):
+    real = compare_module.train_run
+
+    def fail_tiger(path, config=None, **kwargs):
+        if "tiger" in str(path):
+            raise RuntimeError("out of memory")
+        return real(path, config, **kwargs)
+
+    monkeypatch.setattr(compare_module, "train_run", fail_tiger)
+    code = main(["compare", "--dataset", DATASET, "--systems", "tiger,popularity", "--seeds", "0",
+                 "--out", str(tmp_path), "--set", *SETS])
+    assert code == 1
+    assert "tiger failed (seed 0: RuntimeError: out of memory)" in capsys.readouterr().err
+    board = read_leaderboard(tmp_path)
+    assert list(board["systems"]) == ["popularity"] and "tiger" in board["failed"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--systems", "mmgrec,sasrec"], "unknown system 'sasrec'"),
+    (["--systems", ""], "--systems is empty"),
+    (["--systems", "mmgrec,mmgrec"], "names a system twice"),
+    (["--systems", "mmgrec", "--seeds", "0,x"], "--seeds '0,x': expected comma-separated integers"),
+    (["--systems", "mmgrec", "--set", "training.epochs=abc"], "training.epochs='abc': expected an integer"),
+    (["--systems", "tiger", "--set", "tokenizer.cf_dim=8"], "unknown option 'tokenizer.cf_dim'"),
+])
+def test_bad_input_is_one_line_before_any_work(argv, message, tmp_path, capsys):
+    assert main(["compare", "--dataset", DATASET, "--out", str(tmp_path / "c"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_another_comparison_in_the_same_directory_is_refused(finished):
+    out, request, _ = finished
+    with pytest.raises(RunError, match="holds a comparison"):
+        compare(out, CompareRequest("demo:items=90,users=100", request.systems, (0,), SETS))
