@@ -29,6 +29,7 @@ PAGES = [
     st.Page(VIEWS / "codewords.py", title="Codewords", icon=":material/scatter_plot:"),
     st.Page(VIEWS / "recommend.py", title="Recommend", icon=":material/recommend:"),
     st.Page(VIEWS / "explain.py", title="Explain", icon=":material/help:"),
+    st.Page(VIEWS / "compare.py", title="Compare", icon=":material/leaderboard:"),
     st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:"),
 ]
 

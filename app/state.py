@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mmgrec_core.compare import LEADERBOARD
 from mmgrec_core.rundir import CONFIG, METRICS, REPRESENTATIONS, RunDir
 from mmgrec_core.runs import Run, RunError, load_run
 from mmgrec_core.tokenizers import Explainable
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "assets" / "demo_run"
+SHIPPED_COMPARE = REPO / "assets" / "demo_compare"
 REGENERATE = "python -m mmgrec_core train --dataset demo --out assets/demo_run"
 
 
@@ -67,7 +69,8 @@ def run_key(path: Path) -> str:
 
 
 def list_runs(folder: Path) -> list[RunEntry]:
-    """$MMGREC_RUN (if set), the shipped run (if present), then every run directory directly under `folder`."""
+    """$MMGREC_RUN (if set), the shipped run (if present), every run directory directly under `folder`, then the
+    runs of each comparison (`list_compares`)."""
     candidates = []
     if os.environ.get("MMGREC_RUN"):
         candidates.append(Path(os.environ["MMGREC_RUN"]).expanduser())
@@ -75,6 +78,8 @@ def list_runs(folder: Path) -> list[RunEntry]:
         candidates.append(SHIPPED)
     if folder.is_dir():
         candidates += sorted(p for p in folder.iterdir() if p.is_dir() and RunDir(p).has(CONFIG))
+    for entry in list_compares(folder):
+        candidates += sorted(p for p in (entry.path / "runs").glob("*") if p.is_dir() and RunDir(p).has(CONFIG))
     entries, seen = [], set()
     for path in candidates:
         key = run_key(path)
@@ -84,6 +89,21 @@ def list_runs(folder: Path) -> list[RunEntry]:
         finished = RunDir(path).finished
         label = "shipped demo run" if path.resolve() == SHIPPED.resolve() else key
         entries.append(RunEntry(label + ("" if finished else " (unfinished)"), key, path.resolve(), finished))
+    return entries
+
+
+def list_compares(folder: Path) -> list[RunEntry]:
+    """The shipped comparison (if present), then every directory directly under `folder` with a leaderboard."""
+    candidates = [SHIPPED_COMPARE] if (SHIPPED_COMPARE / LEADERBOARD).is_file() else []
+    if folder.is_dir():
+        candidates += sorted(p for p in folder.iterdir() if (p / LEADERBOARD).is_file())
+    entries, seen = [], set()
+    for path in candidates:
+        key = run_key(path)
+        if key not in seen:
+            seen.add(key)
+            label = "shipped demo comparison" if path.resolve() == SHIPPED_COMPARE.resolve() else key
+            entries.append(RunEntry(label, key, path.resolve(), True))
     return entries
 
 

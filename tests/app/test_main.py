@@ -16,7 +16,7 @@ SHIPPED = ROOT / "assets" / "demo_run"
 
 MAIN = str(ROOT / "app" / "main.py")
 PAGES = ["views/overview.py", "views/recid_tree.py", "views/collisions.py", "views/codewords.py",
-         "views/recommend.py", "views/explain.py", "views/train.py"]
+         "views/recommend.py", "views/explain.py", "views/compare.py", "views/train.py"]
 TIMEOUT = 180            # the first Codewords render compiles UMAP's numba code
 
 
@@ -125,7 +125,7 @@ def test_unfinished_or_corrupt_run_gives_a_message(app_env, runs_folder):
     at.sidebar.selectbox[0].set_value(str(runs_folder / "broken")).run()
     check(at)
     assert at.error and "cannot be opened" in at.error[0].value
-    for page in PAGES[1:-1]:
+    for page in [p for p in PAGES[1:-1] if p != "views/compare.py"]:          # Compare reads no run
         at.switch_page(page).run()
         check(at)
         assert at.error
@@ -332,3 +332,47 @@ def test_run_files_with_unexpected_content_give_messages_not_tracebacks(app_env,
         at.switch_page(page).run()
         check(at)
         assert at.title or at.error, page
+
+
+@pytest.fixture(scope="module")
+def compare_root(tmp_path_factory, tiny_config):
+    """A runs root holding one small comparison: MMGRec on two seeds beside popularity."""
+    import warnings
+
+    from mmgrec_core.compare import CompareRequest, compare
+
+    root = tmp_path_factory.mktemp("compare_root")
+    sets = ["tokenizer.codebook_size=8", "tokenizer.steps=60", "tokenizer.polish_steps=20", "generator.dim=16",
+            "training.epochs=1", "training.valid_users=30"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compare(root / "cmp", CompareRequest(tiny_config["dataset"], ("mmgrec", "popularity"), (0, 1), tuple(sets)))
+    return root
+
+
+def test_compare_page_shows_the_leaderboard_and_opens_a_system_run(compare_root, monkeypatch, tmp_path):
+    monkeypatch.delenv("MMGREC_RUN", raising=False)
+    monkeypatch.setenv("MMGREC_RUNS_DIR", str(compare_root))
+    monkeypatch.setenv("MMGREC_CACHE", str(tmp_path / "cache"))
+    at = app()
+    at.switch_page("views/compare.py").run()
+    check(at)
+    board = at.dataframe[0].value
+    assert list(board["system"]) == ["mmgrec", "popularity"] and "±" in board["ndcg@10"].iloc[0]
+    metric = next(s for s in at.selectbox if s.label == "Metric")
+    metric.set_value("recall@20").run()
+    check(at)
+    assert "recall@20" in at.get("plotly_chart")[0].proto.spec
+    buttons = [b for b in at.button if b.label.startswith("mmgrec, seed")]
+    assert [b.label for b in buttons] == ["mmgrec, seed 0", "mmgrec, seed 1"]
+    buttons[1].click().run()
+    check(at)
+    assert at.sidebar.selectbox[0].value == str(compare_root / "cmp" / "runs" / "mmgrec-seed1")
+
+
+def test_compare_page_without_comparisons_says_how_to_make_one(app_env, monkeypatch, tmp_path):
+    monkeypatch.setattr("app.state.SHIPPED_COMPARE", tmp_path / "none")
+    at = app()
+    at.switch_page("views/compare.py").run()
+    check(at)
+    assert "python -m mmgrec_core compare" in texts(at)
