@@ -286,7 +286,7 @@ class FREEDOMConfig(BPRConfig):
     layers: int = 2               # user-item propagation layers (paper: 2)
     item_layers: int = 1          # layers over the frozen item-item graph (paper: 1)
     knn_k: int = 10               # neighbours per item in each modality's graph (paper: 10)
-    keep: float = 0.2             # share of user-item edges kept each epoch (paper's code: dropout 0.8 -> 0.2)
+    keep: float = 0.8             # share of user-item edges kept each epoch (the paper prunes 0.1-0.2 of them)
     lam: float = 1e-4             # weight of the modality BPR terms (paper's code: reg_weight, 0...1e-3)
 
 

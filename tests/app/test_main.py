@@ -227,6 +227,7 @@ def _outside_code(markdown: str) -> str:
 def test_no_runs_gives_a_message(monkeypatch, tmp_path):
     from app import state  # the module the app script imports, same process
     monkeypatch.setattr(state, "SHIPPED", tmp_path / "no_shipped_run")
+    monkeypatch.setattr(state, "SHIPPED_COMPARE", tmp_path / "no_shipped_comparison")   # its runs are runs too
     monkeypatch.delenv("MMGREC_RUN", raising=False)
     monkeypatch.setenv("MMGREC_RUNS_DIR", str(tmp_path))
     at = app()
@@ -351,6 +352,7 @@ def compare_root(tmp_path_factory, tiny_config):
 
 
 def test_compare_page_shows_the_leaderboard_and_opens_a_system_run(compare_root, monkeypatch, tmp_path):
+    monkeypatch.setattr("app.state.SHIPPED_COMPARE", tmp_path / "none")
     monkeypatch.delenv("MMGREC_RUN", raising=False)
     monkeypatch.setenv("MMGREC_RUNS_DIR", str(compare_root))
     monkeypatch.setenv("MMGREC_CACHE", str(tmp_path / "cache"))
@@ -376,3 +378,15 @@ def test_compare_page_without_comparisons_says_how_to_make_one(app_env, monkeypa
     at.switch_page("views/compare.py").run()
     check(at)
     assert "python -m mmgrec_core compare" in texts(at)
+
+
+@pytest.mark.skipif(not (ROOT / "assets" / "demo_compare" / "leaderboard.json").exists(),
+                    reason="assets/demo_compare is not there")
+def test_compare_page_on_the_shipped_comparison(monkeypatch, tmp_path):
+    monkeypatch.delenv("MMGREC_RUN", raising=False)
+    monkeypatch.setenv("MMGREC_RUNS_DIR", str(tmp_path))
+    at = app()
+    at.switch_page("views/compare.py").run()
+    check(at)
+    assert not at.error and "mmgrec" in list(at.dataframe[0].value["system"])
+    assert any(b.label.startswith("mmgrec, seed") for b in at.button)
