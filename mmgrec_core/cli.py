@@ -159,7 +159,8 @@ def train(args: argparse.Namespace) -> int:
         else:
             out = args.out
             if world.main:
-                print(f"dataset {config.dataset}, tokenizer {config.tokenizer.name}, pe {config.generator.pe}"
+                print(f"system {config.system}, dataset {config.dataset}, tokenizer {config.tokenizer.name}, "
+                      f"pe {config.generator.pe}"
                       + (f", {world.size} processes" if world.size > 1 else ""))
             progress = _progress(bars, config) if world.main else None
             metrics = train_run(out, config, progress=progress, world=world)
@@ -167,7 +168,8 @@ def train(args: argparse.Namespace) -> int:
         _close(bars)
         distributed.stop()
     if world.main:
-        print(format_table(metrics))
+        system = RunDir(out).config().system
+        print(format_table(metrics, {"mmgrec": system} if system != "mmgrec" else {}))
         print(f"wrote run {out}")
     return 0
 
@@ -291,10 +293,12 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-def format_table(report: dict) -> str:
-    """One row per model: valid/test Recall and NDCG at 10 and 20, and training seconds."""
+def format_table(report: dict, labels: dict[str, str] | None = None) -> str:
+    """One row per model: valid/test Recall and NDCG at 10 and 20, and training seconds. `labels` renames rows
+    (metrics.json keeps a run's generative model under "mmgrec" whichever system it is)."""
     rows = {}
-    for name, m in report["models"].items():
+    for key, m in report["models"].items():
+        name = (labels or {}).get(key, key)
         row = {f"{split} {metric}@{k}": m[split][f"{metric}@{k}"]
                for split in ("valid", "test") for k in (10, 20) for metric in ("recall", "ndcg")}
         rows[name] = {**row, "train s": m["train_seconds"]}
