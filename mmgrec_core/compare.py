@@ -36,7 +36,7 @@ from .data.loaders import load_dataset
 from .evaluate import KS
 from .files import atomic_write_bytes, read_json, write_json
 from .pipeline import RunProgress, train_run
-from .rundir import CONFIG, TOKENIZER_STATS, RunDir
+from .rundir import CONFIG, RunDir
 from .runs import Run, load_run
 from .systems import SYSTEMS
 from .tokenizers.late_fusion import segments
@@ -139,10 +139,10 @@ def run_entry(out: Path, request: CompareRequest, system: str, seed: int, data: 
         else:
             metrics = train_run(path, request.config(system, seed), progress=progress, data=data)
         opened = load_run(path, data)
-        stats = run.json(TOKENIZER_STATS, {})
         entry = {"kind": "generative", **metrics["models"]["mmgrec"],
                  "inference_ms": inference_ms(opened.recommender, data),
-                 "collision_rate": stats.get("collision_rate"), "rec_id_length": int(opened.table.tokens.shape[1]),
+                 "collision_rate": opened.tokenizer_stats.get("collision_rate"),
+                 "rec_id_length": int(opened.table.tokens.shape[1]),
                  "ami": modality_ami(opened)}
     entry = {"system": system, "seed": seed, **entry}
     write_json(path / ENTRY, entry)

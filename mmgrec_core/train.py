@@ -195,10 +195,8 @@ def align_modalities(model: RecIDGenerator, trie, tokens: torch.Tensor, paths: t
                 x = torch.stack([model.tokens[d](ids[:, d]) for d in source], 1)          # [B, |source|, D]
                 pad = torch.zeros(x.shape[:2], dtype=torch.bool, device=device)
                 memory, pad = model.encode_embedded(x, pad, torch.zeros(*x.shape[:2], f, device=device))
-                items = torch.zeros(len(batch), model.log_prior(memory, pad).shape[1], dtype=torch.long,
-                                    device=device)
-                rows_ = torch.arange(len(batch), device=device)
-                ll = model.decode_log_likelihood(memory, pad, items, rows_, ids, paths[batch], trie, target)
+                ll = model.decode_log_likelihood(memory, pad, None, torch.arange(len(batch), device=device), ids,
+                                                 paths[batch], trie, target)
                 loss = loss + -ll.mean() / len(target)
             loss = loss / len(pairs)
             opt.zero_grad(set_to_none=True)

@@ -269,13 +269,14 @@ class RecIDGenerator(nn.Module):
         memory, pad = self.encode(history)
         return self.decode_log_likelihood(memory, pad, self.component_items(history), rows, targets, parents, trie)
 
-    def decode_log_likelihood(self, memory: Tensor, pad: Tensor, items: Tensor, rows: Tensor, targets: Tensor,
-                              parents: Tensor, trie, levels: range | None = None) -> Tensor:
-        """`log_likelihood` from an encoded memory [B, M, D] (items [B, M] behind its components), counting the
-        tokens at `levels` only (default: all): log sum_j pi_j prod_{d in levels} q_j(c_d | prefix) [n]."""
+    def decode_log_likelihood(self, memory: Tensor, pad: Tensor, items: Tensor | None, rows: Tensor,
+                              targets: Tensor, parents: Tensor, trie, levels: range | None = None) -> Tensor:
+        """`log_likelihood` from an encoded memory [B, M, D] (items [B, M] behind its components; None: no
+        history items, as in the modality alignment), counting the tokens at `levels` only (default: all):
+        log sum_j pi_j prod_{d in levels} q_j(c_d | prefix) [n]."""
         hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
-        items = items[rows]                                                        # [n, M]
+        items = items[rows] if items is not None else torch.zeros_like(log_w, dtype=torch.long)   # [n, M]
         for d in (range(self.depth) if levels is None else levels):
             children, _, mask = trie.children(d, parents[:, d])
             logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], items, children, mask)
