@@ -107,15 +107,17 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             empty = counts.unseen(d + 1, row // w, child[row, slot]) == 0
             allowed[row[empty], slot[empty]] = False
         hidden = model.decode_next(memory, pad, last, user_rows.repeat_interleave(w), cache)  # [B*W, D]
-        z = model.step_logits(hidden, d, model.components(memory, d), component_items, children, valid)
-        cand, log_norm = _mixture(z, log_w.reshape(b * w, -1), valid)          # [B*W, C], [B*W, N]
+        base, comp = model.level_logits(hidden, d, model.components(memory, d), component_items)
+        flat_w = log_w.reshape(b * w, -1)
+        cand, log_z = mixture(base, comp, flat_w, children, valid)       # [B*W, C], [B*W, N]
         cand = cand.masked_fill(~allowed, float("-inf")).view(b, w * c)
         scores, pick = cand.topk(min(beam, w * c), 1)                    # [B, W']
         parent, slot = pick // c, pick % c
         picked = parent + user_rows[:, None] * w                          # rows of the flat [B*W] arrays
-        log_w = log_norm[picked] + z[picked, :, slot]                     # [B, W', N]: + log q_j(chosen token)
-        prefix = torch.where(torch.isneginf(scores), -1, child[picked, slot])
         token = children[picked, slot]
+        chosen = base[picked, token][..., None] + comp[user_rows[:, None], :, token]      # z_j(token) [B, W', N]
+        log_w = flat_w[picked] - log_z[picked] + chosen                   # [B, W', N]: + log q_j(chosen token)
+        prefix = torch.where(torch.isneginf(scores), -1, child[picked, slot])
         last = token.reshape(-1)
         cache = [[kv[picked.reshape(-1)] for kv in layer] for layer in cache]   # follow each beam's parent
         tokens = torch.cat([tokens[user_rows[:, None], parent], token[..., None]], 2)
@@ -130,27 +132,47 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
     return BeamResult(items=items, scores=out_scores, steps=steps if return_steps else None)
 
 
-def _mixture(z: Tensor, log_w: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-    """Each child's log-probability under the mixture, log sum_j exp(log_w_j + log q_j(c)) [R, C], and
-    log_w_j - log Z_j [R, N], which plus z_j(c) gives a component's log-weight after choosing c.
+def mixture(base: Tensor, comp: Tensor, log_w: Tensor, children: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Each child's log-probability under the mixture, log sum_j w_j q_j(c) [R, C], and each component's
+    normaliser over the valid children, log Z_j = log sum_c e^{z_j(c)} [R, M] (0 on a row without children).
 
-    z [R, N, C] are `step_logits`, log_w [R, N] the beams' component log-weights. The mixture is summed in
-    probability space: one exp over [R, N, C] and a batched matrix product, where two log-sum-exps would take
-    two. Children that underflow in every component (z_j(c) ~87 below each component's best) are scored exactly
-    in log space, so a valid item is never lost.
+    z_j(c) = base[r, c] + comp[g, j, c] (`RecIDGenerator.level_logits`; R = G x W rows, W beams per group) and
+    log_w [R, M] the beams' component log-weights. As e^{z_j(c)} = e^{base(c)} e^{comp_j(c)}, both sums are
+    batched matrix products over the level's vocabulary: Z = e^base . (e^comp)^T, and the mixture is
+    e^base(c) sum_j (w_j / Z_j) e^{comp_j(c)}. Nothing of size R x M x C is formed, so the cost follows
+    W x M x V per group whatever the children per beam. Each factor is shifted by its maximum; a row where a
+    normaliser or a valid child still underflows float32 (a logit about 87 below the largest) is recomputed
+    exactly in log space, so no valid item is ever lost (none did on the shipped run's users).
     """
-    top = z.amax(2, keepdim=True)                                                # [R, N, 1]
-    p = (z - top).exp_()                                                         # [R, N, C]: q_j(c) Z_j / e^top_j
-    a = log_w - p.sum(2).log()                                                   # [R, N]
-    shift = a.amax(1, keepdim=True).clamp_min(-1e30)                             # a dead row: all -inf
-    mix = torch.bmm((a - shift).exp()[:, None], p)[:, 0]                         # [R, C]
-    cand = shift + mix.log()
-    log_norm = a - top[..., 0]
-    lost = (mix == 0) & valid
-    if bool(lost.any()):
-        r, c = lost.nonzero(as_tuple=True)
-        cand[r, c] = (log_norm[r] + z[r, :, c]).logsumexp(1)
-    return cand, log_norm
+    r, v = base.shape
+    g, m, _ = comp.shape
+    w = r // g
+    neg = float("-inf")
+    on = torch.zeros(r, v + 1, dtype=torch.bool, device=base.device)
+    on = on.scatter_(1, torch.where(valid, children, v), True)[:, :v]             # [R, V] the valid children
+    alive = valid.any(1)
+    base, comp, log_w = base.float(), comp.float(), log_w.float()          # bf16 under CUDA autocast
+    masked = base.masked_fill(~on, neg)
+    top_b = masked.amax(1, keepdim=True).clamp_min(-1e30)                         # [R, 1]; finite on dead rows
+    eb = (masked - top_b).exp()                                                    # [R, V], 0 off the children
+    top_c = comp.amax(2, keepdim=True)                                             # [G, M, 1]
+    ec = (comp - top_c).exp()                                                      # [G, M, V]
+    top_c = top_c.view(g, 1, m).expand(g, w, m).reshape(r, m)
+    zs = torch.bmm(eb.view(g, w, v), ec.transpose(1, 2)).view(r, m)                # Z_j / e^(top_b + top_c)
+    log_z = torch.where(alive[:, None], zs.log() + top_b + top_c, 0.0)
+    a = torch.where(alive[:, None], log_w - log_z + top_c, neg)                    # log (w_j / Z_j) e^top_c
+    shift = a.amax(1, keepdim=True).clamp_min(-1e30)
+    mix = torch.bmm((a - shift).exp().view(g, w, m), ec).view(r, v)                # [R, V]
+    cand = ((eb * mix).log() + top_b + shift).gather(1, children).masked_fill(~valid, neg)
+    bad = alive & (((zs == 0) & torch.isfinite(log_w)).any(1) | (torch.isneginf(cand) & valid).any(1))
+    if bool(bad.any()):
+        rows = bad.nonzero()[:, 0]
+        kids = children[rows]                                                          # [n, C]
+        z = base[rows].gather(1, kids)[:, None] + comp[rows // w].gather(2, kids[:, None].expand(-1, m, -1))
+        z = z.masked_fill(~valid[rows, None], neg)                                     # [n, M, C]
+        log_z[rows] = z.logsumexp(2)
+        cand[rows] = (log_w[rows, :, None] + z - log_z[rows, :, None]).logsumexp(1).masked_fill(~valid[rows], neg)
+    return cand, log_z
 
 
 @torch.no_grad()

@@ -242,6 +242,19 @@ class RecIDGenerator(nn.Module):
             z = z + self._transition(level, items, children, w)
         return z.float().masked_fill(~keep, -1e9).view(r, m, -1)
 
+    def level_logits(self, hidden: Tensor, level: int, components: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """The two parts of `step_logits` over level d's whole vocabulary, z_j(c) = base[r, c] + comp[g, j, c]:
+        the prefixes' h.E_d[c] + b_d[c] (base [R, V_d]) and each component's (m_j U_d).E_d[c] + A_d[item_j, c]
+        (comp [G, M, V_d], G groups of R / G rows as in `step_logits`). Neither depends on the prefix's children,
+        and a component's part not on the beam, so beam search mixes them with matrix products instead of
+        forming z [R, M, C] (`beam.mixture`)."""
+        e = self.tokens[level].weight                                             # [V, D]
+        base = hidden @ e.T + self.token_bias[level]
+        comp = components @ e.T
+        if self.has_transition:
+            comp = comp + self.transition[level][items]
+        return base.float(), comp.float()
+
     def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
                        mask: Tensor) -> Tensor:
         """log q_j(c | prefix) [R, M, C]: `step_logits` normalised over each prefix's valid children."""

@@ -5,7 +5,7 @@ import torch
 from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems
 from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories, sequence_log_probs
-from mmgrec_core.generator.beam import _mixture
+from mmgrec_core.generator.beam import mixture
 from mmgrec_core.recid import RecIDTable
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
@@ -90,19 +90,26 @@ def test_beam_narrower_than_k_is_refused(world):
         beam_search(model, history, table.trie, k=10, beam=5)
 
 
-def test_the_mixture_in_probability_space_equals_it_in_log_space_also_where_float32_underflows():
+def test_the_factorised_mixture_equals_it_in_log_space_also_where_float32_underflows():
     gen = torch.Generator().manual_seed(0)
-    z = torch.randn(6, 4, 5, generator=gen) * 3                              # [R, N, C] logits
-    z[:, :, 2] -= 1000.0                                                     # child 2: e^-1000 in every component
-    z[1, :, 4] = -1e9                                                        # a padding child
-    valid = torch.ones(6, 5, dtype=torch.bool)
-    valid[1, 4] = False
-    log_w = torch.randn(6, 4, generator=gen).log_softmax(1)
+    g, w, m, v = 2, 3, 4, 7                                                  # 2 users x 3 beams, 4 components
+    base = torch.randn(g * w, v, generator=gen) * 3                          # [R, V] prefix part
+    comp = torch.randn(g, m, v, generator=gen) * 3                           # [G, M, V] component part
+    children = torch.tensor([[0, 2, 5, 6]] * (g * w))                        # [R, C] tokens
+    valid = torch.ones(g * w, 4, dtype=torch.bool)
+    valid[1, 3] = False                                                      # a padding child
+    valid[4] = False                                                         # a dead beam slot
+    comp[0, :, 2] -= 1000.0                                                  # user 0's child 2: e^-1000 everywhere
+    comp[1, 1, :] -= 2000.0                                                  # user 1's component 1 underflows
+    log_w = torch.randn(g * w, m, generator=gen).log_softmax(1)
     log_w[0, 3] = float("-inf")                                              # a padding component
-    cand, log_norm = _mixture(z, log_w, valid)
-    log_q = z - z.logsumexp(2, keepdim=True)
-    expected = (log_w[..., None] + log_q).logsumexp(1)                       # [R, C]
-    assert torch.isfinite(cand[valid]).all() and (cand[:, 2] < -900).all()
-    assert torch.allclose(cand[valid], expected[valid], atol=1e-4, rtol=1e-6)
-    finite = torch.isfinite(log_w)[..., None].expand_as(z)
-    assert torch.allclose((log_norm[..., None] + z)[finite], (log_w[..., None] + log_q)[finite], atol=1e-4)
+    cand, log_z = mixture(base, comp, log_w, children, valid)
+    z = (base.gather(1, children)[:, None] + comp.repeat_interleave(w, 0)[:, :, children[0]]).double()
+    z = z.masked_fill(~valid[:, None], float("-inf"))                        # [R, M, C]
+    alive = valid.any(1)
+    expected_z = z.logsumexp(2)
+    expected = (log_w[..., None] + z - expected_z[..., None]).logsumexp(1)   # [R, C]
+    assert torch.isfinite(cand[valid]).all() and (cand[:3, 1] < -900).all()
+    assert torch.isneginf(cand[~valid]).all()
+    assert torch.allclose(cand[valid].double(), expected[valid], atol=1e-4, rtol=1e-6)
+    assert torch.allclose(log_z[alive].double(), expected_z[alive], atol=1e-3, rtol=1e-6)
