@@ -151,7 +151,6 @@ def mixture(base: Tensor, comp: Tensor, log_w: Tensor, children: Tensor, valid: 
     on = torch.zeros(r, v + 1, dtype=torch.bool, device=base.device)
     on = on.scatter_(1, torch.where(valid, children, v), True)[:, :v]             # [R, V] the valid children
     alive = valid.any(1)
-    base, comp, log_w = base.float(), comp.float(), log_w.float()          # bf16 under CUDA autocast
     masked = base.masked_fill(~on, neg)
     top_b = masked.amax(1, keepdim=True).clamp_min(-1e30)                         # [R, 1]; finite on dead rows
     eb = (masked - top_b).exp()                                                    # [R, V], 0 off the children
