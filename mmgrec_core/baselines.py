@@ -26,6 +26,7 @@ from .runtime import default_device, seed_everything
 from .training import EarlyStopping, Progress, bpr_loss
 
 MODELS = ("popularity", "mf", "lightgcn", "ease", "freedom")
+DENSE = ("mf", "lightgcn", "ease", "freedom")       # the ones with score(users, items), for mmgrec+dense
 
 
 class Popularity:
@@ -91,6 +92,15 @@ class EASE:
         users = users.to(self.device)
         rows = torch.from_numpy(self.x[users.cpu().numpy()].toarray()).to(self.device)     # [B, I]
         return top_k_unseen(rows @ self.weights, users, self.seen, k)
+
+    @torch.no_grad()
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(x_u B)[i] [B, C] for the candidates items [B, C] only: a sum of B[j, i] over the user's training
+        items j, so the cost follows history x candidates, not the catalog (-1 entries score 0)."""
+        rows, cols = self.seen.pairs_of(users.to(self.device))
+        items = items.to(self.device).clamp_min(0)
+        out = torch.zeros(items.shape, device=self.device)
+        return out.index_add_(0, rows, self.weights[cols[:, None], items[rows]])
 
 
 @dataclass(frozen=True)
@@ -172,12 +182,23 @@ class _BPRModel(nn.Module):
 
     @torch.no_grad()
     def recommend(self, users: torch.Tensor, k: int) -> torch.Tensor:
-        if self.training or getattr(self, "_final", None) is None:
-            self._final = self.propagate()
-        h = self._final
+        h = self._final_embeddings()
         users = users.to(self.device)
         scores = h[users] @ h[self.num_users:].T                                    # [B, I]
         return top_k_unseen(scores, users, self.seen, k)
+
+    @torch.no_grad()
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Inner products [B, C] of each user with its candidates items [B, C] (-1 entries: any value)."""
+        h = self._final_embeddings()
+        users, items = users.to(self.device), items.to(self.device).clamp_min(0)
+        return (h[self.num_users + items] * h[users][:, None]).sum(-1)
+
+    def _final_embeddings(self) -> torch.Tensor:
+        """propagate() once per trained state (recomputed while training, when the weights still move)."""
+        if self.training or getattr(self, "_final", None) is None:
+            self._final = self.propagate()
+        return self._final
 
 
 class MF(_BPRModel):
@@ -414,13 +435,22 @@ def train_baseline(name: str, data: InteractionData, progress: Progress | None =
         trials.append({**setting, "valid_recall@20": round(score, 4), "seconds": round(seconds, 2),
                        **({"best_epoch": model.best_epoch} if isinstance(model, _BPRModel) else {})})
         if best is None or score > best[0]:
-            best = (score, model, seconds)
-    _, model, seconds = best
+            best = (score, model, seconds, setting)
+    _, model, seconds, setting = best
     entry = {"valid": evaluate(model, data, "valid"), "test": evaluate(model, data, "test"),
-             "train_seconds": round(seconds, 2)}
+             "train_seconds": round(seconds, 2),
+             "setting": {"lambdas": [model.lam]} if isinstance(model, EASE) else setting}
     if isinstance(model, EASE):
         entry["tuning"] = model.trials
     elif len(trials) > 1:
         entry["tuning"] = trials
         entry["tune_seconds"] = round(time.perf_counter() - start, 2)
     return model, entry
+
+
+def refit_baseline(name: str, data: InteractionData, entry: dict, **overrides
+                   ) -> Popularity | EASE | MF | LightGCN | FREEDOM:
+    """The baseline a metrics.json `entry` describes, fitted again at its kept setting (the same seed gives the
+    same model): what a resumed run needs when the model itself was not kept."""
+    setting = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.get("setting", {}).items()}
+    return make_baseline(name, **{**overrides, **setting}).fit(data)

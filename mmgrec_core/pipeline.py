@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .baselines import train_baseline
+from .baselines import DENSE, refit_baseline, train_baseline
 from .config import RunConfig, RunError, resolve
 from .data.dataset import InteractionData
 from .data.loaders import load_dataset
@@ -22,6 +22,7 @@ from .distributed import SINGLE, World
 from .evaluate import KS, evaluate
 from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
+from .generator.rerank import DenseRerank
 from .recid import RecIDTable
 from .rundir import (
     BASELINE_RECS,
@@ -83,8 +84,9 @@ def train_run(out: str | Path, config: RunConfig | dict | None = None, *, resume
     model, rows = run_generator(run, config, data, table, reps, report("generator"), world)
     if not world.main:
         return {}
-    run_baselines(run, config, data, report)
-    return evaluate_run(run, config, data, model, table, rows)
+    fitted: dict = {}
+    run_baselines(run, config, data, report, fitted)
+    return evaluate_run(run, config, data, model, table, rows, fitted)
 
 
 # ---- stages --------------------------------------------------------------------------------------------------
@@ -162,8 +164,10 @@ def rec_id_segments(config: RunConfig, data: InteractionData) -> list[range] | N
     return segments(options.levels, len(data.features), options.separator)
 
 
-def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=lambda stage: None) -> dict:
-    """Train and evaluate each configured baseline not yet in metrics.json; keep each one's top-20 lists."""
+def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=lambda stage: None,
+                  fitted: dict | None = None) -> dict:
+    """Train and evaluate each configured baseline not yet in metrics.json; keep each one's top-20 lists (and,
+    in `fitted`, the models trained now)."""
     metrics = _metrics(run, config, data)
     for name in config.baselines.models:
         if name in metrics["models"]:
@@ -175,6 +179,8 @@ def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=
         except ValueError as e:             # e.g. EASE on a catalog too large for a dense item-item matrix
             metrics.setdefault("skipped", {})[name] = str(e)
         else:
+            if fitted is not None:
+                fitted[name] = model
             recs = run.baseline_recs()
             recs[name] = top_lists(model, data.num_users).to(torch.int32)
             run.write_tensors(BASELINE_RECS, recs)
@@ -183,17 +189,40 @@ def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=
 
 
 def evaluate_run(run: RunDir, config: RunConfig, data: InteractionData, model: RecIDGenerator,
-                 table: RecIDTable, generator_rows: list[dict]) -> dict:
-    """MMGRec's validation and test metrics beside the baselines' in metrics.json."""
+                 table: RecIDTable, generator_rows: list[dict], fitted: dict | None = None) -> dict:
+    """MMGRec's validation and test metrics beside the baselines' in metrics.json, and mmgrec+dense's.
+
+    Both rows are written together, so a run with `mmgrec` in metrics.json is finished.
+    """
     metrics = _metrics(run, config, data)
     seen = UserItems(data, device=next(model.parameters()).device)
     recommender = MMGRec(model, table, seen, beam=config.decoding.beam)
     tokenizer_seconds = run.json(TOKENIZER_STATS, {}).get("seconds", 0.0)
     generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows)
-    metrics["models"]["mmgrec"] = {split: evaluate(recommender, data, split) for split in ("valid", "test")}
-    metrics["models"]["mmgrec"]["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)
+    entry = {split: evaluate(recommender, data, split) for split in ("valid", "test")}
+    entry["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)
+    dense = evaluate_dense(config, data, recommender, metrics["models"], fitted or {})
+    metrics["models"]["mmgrec"] = entry
+    if dense is not None:
+        dense["train_seconds"] = round(entry["train_seconds"] + metrics["models"][dense["dense"]]["train_seconds"], 2)
+        metrics["models"]["mmgrec+dense"] = dense
     run.write_json(METRICS, metrics)
     return metrics
+
+
+def evaluate_dense(config: RunConfig, data: InteractionData, recommender: MMGRec, baselines: dict,
+                   fitted: dict) -> dict | None:
+    """mmgrec+dense (`generator/rerank.py`): the beam's candidates re-ranked with the baseline that has the
+    best validation NDCG@10 (refitted at its kept setting when a resumed run no longer holds it); None when
+    `decoding.rerank` is 0 or no dense baseline was trained."""
+    names = [n for n in baselines if n in DENSE and "setting" in baselines[n]]
+    if config.decoding.rerank == 0 or not names:
+        return None
+    name = max(names, key=lambda n: baselines[n]["valid"]["ndcg@10"])
+    seed = {} if name == "ease" else {"seed": config.seed}
+    dense = fitted[name] if name in fitted else refit_baseline(name, data, baselines[name], **seed)
+    rerank = DenseRerank(recommender, dense, width=max(config.decoding.rerank, config.decoding.beam))
+    return {"dense": name, **rerank.tune(data)}
 
 
 def _metrics(run: RunDir, config: RunConfig, data: InteractionData) -> dict:

@@ -27,9 +27,11 @@ from .model import RecIDGenerator
 @dataclass(frozen=True)
 class DecodingConfig:
     beam: int = 20                  # beam width B (at least the K asked for; a wider beam is used then)
+    rerank: int = 100               # candidates the mmgrec+dense row re-ranks (generator/rerank.py); 0 = no row
 
     def __post_init__(self):
         check_positive(self, "beam")
+        check_positive(self, "rerank", allow_zero=True)
 
 
 @dataclass(frozen=True)
