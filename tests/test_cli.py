@@ -18,8 +18,8 @@ def test_baselines_writes_metrics_json_of_the_agreed_shape(tmp_path, capsys):
     assert report["k"] == [5, 10, 20]
     assert set(report["models"]) == {"popularity", "ease"}
     for m in report["models"].values():
-        assert {"valid", "test", "train_seconds"} <= set(m) <= {"valid", "test", "train_seconds", "tuning",
-                                                                "tune_seconds"}
+        assert {"valid", "test", "train_seconds", "setting"} <= set(m) <= {"valid", "test", "train_seconds",
+                                                                           "setting", "tuning", "tune_seconds"}
         assert set(m["test"]) == {f"{metric}@{k}" for metric in ("recall", "ndcg") for k in (5, 10, 20)} | {
             "top1_share"}
     assert "ease" in capsys.readouterr().out
