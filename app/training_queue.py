@@ -210,7 +210,7 @@ def _work(out: str, config_json: str) -> int:
         return 1
     models = metrics["models"]
     say({"test": models["mmgrec"]["test"],
-         "baselines": {name: m["test"] for name, m in models.items() if name != "mmgrec"}})
+         "baselines": {name: m["test"] for name, m in models.items() if not name.startswith("mmgrec")}})
     return 0
 
 
