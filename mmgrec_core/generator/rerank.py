@@ -41,6 +41,14 @@ class Candidates:
     log_p: Tensor                    # float [B, C] sequence log-probabilities (-inf with -1)
     dense: Tensor                    # float [B, C] the dense model's scores
 
+    def take(self, rows: Tensor) -> Candidates:
+        """The candidates of the given rows [R]."""
+        return Candidates(self.items[rows], self.log_p[rows], self.dense[rows])
+
+    @staticmethod
+    def cat(parts: list[Candidates]) -> Candidates:
+        return Candidates(*(torch.cat(f) for f in zip(*((p.items, p.log_p, p.dense) for p in parts))))
+
     def fused(self, weight: float) -> Tensor:
         """(1 - w) z(log p) + w z(dense) [B, C]; -inf where there is no candidate."""
         valid = self.items >= 0
@@ -82,7 +90,7 @@ class DenseRerank:
             found = self.generator.search(batch, self.width)
             dense = self.dense.score(batch, found.items).to(found.items.device)
             parts.append(Candidates(found.items, found.scores.float(), dense.float()))
-        return Candidates(*(torch.cat([getattr(p, f) for p in parts]) for f in ("items", "log_p", "dense")))
+        return Candidates.cat(parts)
 
     def recommend(self, users: Tensor, k: int) -> Tensor:
         """int64 [B, k] item ids, best first: the beam's items, never a training item or a duplicate."""
@@ -117,5 +125,4 @@ class _Precomputed:
         rows = self.row[users.cpu()].to(self.candidates.items.device)
         if bool((rows < 0).any()):
             raise KeyError("no candidates were searched for some of these users")
-        part = Candidates(*(getattr(self.candidates, f)[rows] for f in ("items", "log_p", "dense")))
-        return part.top(self.weight, k)
+        return self.candidates.take(rows).top(self.weight, k)
