@@ -161,11 +161,13 @@ def main() -> None:
     warnings.simplefilter("ignore")
     print(f"device: {device}; threads: {torch.get_num_threads()}; batch {args.batch}, beam {args.beam}, "
           f"top-{K}, median of {args.repeats}", flush=True)
-    rows = [row for size in map(int, args.sizes.split(",")) for row in measure(size, args, device)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in map(int, args.sizes.split(",")):
+        rows += measure(size, args, device)
+        pd.DataFrame(rows).to_csv(args.out, index=False)                # after each size: a cut-short run keeps its rows
 
     frame = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
     fig = px.line(frame, x="items", y="ms_per_user", color="method", markers=True, log_x=True,
                   title=f"Top-{K} latency per user vs. catalog size ({device.type}, batch {args.batch})",
                   labels={"items": "catalog size (items)", "ms_per_user": "ms per user"})
