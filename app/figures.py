@@ -28,9 +28,9 @@ def _empty(title: str, message: str) -> go.Figure:
 # ---- overview ------------------------------------------------------------------------------------------------
 
 def metrics_table(metrics: dict, split: str = "test") -> pd.DataFrame:
-    """Models x metrics of one split from a metrics.json dict (mmgrec first, then the baselines)."""
+    """Models x metrics of one split from a metrics.json dict (mmgrec and its variants first, then the baselines)."""
     models = metrics.get("models", {})
-    order = sorted(models, key=lambda m: (m != "mmgrec", m))
+    order = sorted(models, key=lambda m: (not m.startswith("mmgrec"), m))
     rows = {m: {k: v for k, v in models[m].get(split, {}).items()} for m in order}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     cols = [c for c in METRIC_ORDER if c in frame.columns] + [c for c in frame.columns if c not in METRIC_ORDER]

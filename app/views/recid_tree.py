@@ -66,7 +66,8 @@ with right:
         if found.empty:
             st.info(f"No item matches. Prefixes are codes separated by '-', e.g. `{example}`; names match in part.")
         else:
-            st.dataframe(found.sort_values([*code_cols, "p"])[show].head(500), hide_index=True, width="stretch", height=320)
+            st.dataframe(found.sort_values([*code_cols, "p"])[show].head(500), hide_index=True, width="stretch",
+                         height=320)
             first = int(found["item"].iloc[0])
             st.page_link("views/explain.py", label=f"Explain {found['name'].iloc[0]}'s Rec-ID",
                          icon=":material/help:", query_params={"item": str(first)})

@@ -14,15 +14,16 @@ from mmgrec_core.generator.beam import BeamStep
 from mmgrec_core.recid import RecIDTable
 
 
-def test_metrics_table_puts_mmgrec_first_and_orders_metrics():
+def test_metrics_table_puts_mmgrec_and_its_variant_first_and_orders_metrics():
     metrics = {"models": {"mf": {"test": {"ndcg@10": 0.2, "recall@10": 0.3}},
+                          "mmgrec+dense": {"test": {"recall@10": 0.35, "ndcg@10": 0.25}},
                           "mmgrec": {"test": {"recall@10": 0.25, "ndcg@10": 0.15}},
                           "ease": {"test": {"recall@10": 0.4, "ndcg@10": 0.3}}}}
     table = figures.metrics_table(metrics, "test")
-    assert table.index.tolist() == ["mmgrec", "ease", "mf"]
+    assert table.index.tolist() == ["mmgrec", "mmgrec+dense", "ease", "mf"]
     assert table.columns.tolist() == ["recall@10", "ndcg@10"]
     fig = figures.metrics_bars(table)
-    assert {t.name for t in fig.data} == {"mmgrec", "ease", "mf"}
+    assert {t.name for t in fig.data} == {"mmgrec", "mmgrec+dense", "ease", "mf"}
     assert figures.metrics_bars(figures.metrics_table({}, "test")).layout.annotations      # "no metrics" note
 
 
