@@ -165,7 +165,7 @@ def main() -> None:
     rows = []
     for size in map(int, args.sizes.split(",")):
         rows += measure(size, args, device)
-        pd.DataFrame(rows).to_csv(args.out, index=False)                # after each size: a cut-short run keeps its rows
+        pd.DataFrame(rows).to_csv(args.out, index=False)        # after each size: a cut-short run keeps its rows
 
     frame = pd.DataFrame(rows)
     fig = px.line(frame, x="items", y="ms_per_user", color="method", markers=True, log_x=True,
