@@ -5,8 +5,8 @@ tables, collision token, tokenizer, depth.
 
 `--base` is a `train` run whose tokenizer has finished (its generator may still be training). Generator
 variants (pe, item_emb, mixture, transition) reuse its tokenizer outputs, so they differ only in the generator.
-Tokenizer variants (collision=random, rqvae, hkmeans, late_fusion, the CF block alone, 2 levels with either collision token)
-are trained from scratch.
+Tokenizer variants (collision=random, rqvae, hkmeans, late_fusion, the CF block alone, 2 levels with either
+collision token) are trained from scratch.
 Baselines are not retrained (the base run has them). Each variant is a run directory under `--runs` (default:
 next to the base), so an interrupted sweep continues where it stopped. The CSV gives test metrics, seconds,
 the epoch whose weights were kept and the number of epochs trained.
