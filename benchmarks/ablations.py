@@ -4,7 +4,8 @@ tables, collision token, tokenizer, depth.
     python benchmarks/ablations.py --base runs/demo --out benchmarks/results/ablations_demo.csv
 
 `--base` is a `train` run whose tokenizer has finished (its generator may still be training). Generator
-variants (pe, item_emb, mixture, transition) reuse its tokenizer outputs, so they differ only in the generator.
+variants (pe, item_emb, mixture, transition, batch size) reuse its tokenizer outputs, so they differ only in the
+generator.
 Tokenizer variants (collision=random, rqvae, hkmeans, late_fusion, the CF block alone, 2 levels with either
 collision token) are trained from scratch.
 Baselines are not retrained (the base run has them). Each variant is a run directory under `--runs` (default:
@@ -31,7 +32,10 @@ GENERATOR_VARIANTS = {"pe=sinusoidal": ["pe=sinusoidal"], "pe=none": ["pe=none"]
                       # one softmax of one decoder state instead of the mixture over the history
                       "mixture=false": ["mixture=false"],
                       # the low-rank mixture alone, without the full-rank (history item, token) tables
-                      "transition=false": ["transition=false"]}
+                      "transition=false": ["transition=false"],
+                      # fewer, larger steps (a GPU's step is host-bound), the learning rate scaled with sqrt(batch)
+                      "batch_size=64": ["training.batch_size=64", "training.lr=0.003"],
+                      "batch_size=128": ["training.batch_size=128", "training.lr=0.004"]}
 TOKENIZER_VARIANTS = {"collision=random": ["collision=random"], "tokenizer=rqvae": ["tokenizer.name=rqvae"],
                       "tokenizer=hkmeans": ["tokenizer.name=hkmeans"],
                       "tokenizer=late_fusion": ["tokenizer.name=late_fusion"],
