@@ -165,9 +165,8 @@ def main() -> None:
     rows = []
     for size in map(int, args.sizes.split(",")):
         rows += measure(size, args, device)
-        pd.DataFrame(rows).to_csv(args.out, index=False)        # after each size: a cut-short run keeps its rows
-
-    frame = pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        frame.to_csv(args.out, index=False)                    # after each size: a cut-short run keeps its rows
     fig = px.line(frame, x="items", y="ms_per_user", color="method", markers=True, log_x=True,
                   title=f"Top-{K} latency per user vs. catalog size ({device.type}, batch {args.batch})",
                   labels={"items": "catalog size (items)", "ms_per_user": "ms per user"})

@@ -48,9 +48,12 @@ def split_histories(seen: UserItems, users: Tensor, n: int, max_targets: int, ke
     items, valid = padded_items(seen, users)
     b, w = items.shape
     low, high = keep
-    # drawn on the generator's device (the CPU) and moved: a CUDA run draws what a CPU run draws
-    ratio = (low + (high - low) * torch.rand(b, 1, generator=generator)).to(items.device)
-    key = torch.rand(b, w, generator=generator).to(items.device)
+
+    def uniform(*shape: int) -> Tensor:        # drawn on the CPU generator, then moved: CUDA draws what CPU draws
+        return torch.rand(*shape, generator=generator).to(items.device)
+
+    ratio = low + (high - low) * uniform(b, 1)
+    key = uniform(b, w)
     kept = valid & (key < ratio)
     all_kept = (kept | ~valid).all(1) & valid.any(1)
     last = key.masked_fill(~valid, -1.0).argmax(1)                      # drop one item where none was
@@ -58,7 +61,6 @@ def split_histories(seen: UserItems, users: Tensor, n: int, max_targets: int, ke
     dropped = valid & ~kept
     chosen = key.masked_fill(~kept, 2.0).topk(min(n, w), 1, largest=False).indices
     history = torch.where(kept.gather(1, chosen), items.gather(1, chosen) + 1, 0)
-    pick = torch.rand(b, w, generator=generator).to(items.device)
-    pick = pick.masked_fill(~dropped, 2.0).topk(min(max_targets, w), 1, largest=False).indices
+    pick = uniform(b, w).masked_fill(~dropped, 2.0).topk(min(max_targets, w), 1, largest=False).indices
     mask = dropped.gather(1, pick)
     return history, torch.where(mask, items.gather(1, pick), -1), mask
