@@ -1,5 +1,5 @@
-"""Ablations of MMGRec on one dataset: position encoding, item embeddings, the output mixture and its transition
-tables, collision token, tokenizer, depth.
+"""Ablations of MMGRec on one dataset: position encoding, item embeddings, the output mixture, its transition
+tables and co-occurrence evidence, collision token, tokenizer, depth.
 
     python benchmarks/ablations.py --base runs/demo --out benchmarks/results/ablations_demo.csv
 
@@ -33,6 +33,8 @@ GENERATOR_VARIANTS = {"pe=sinusoidal": ["pe=sinusoidal"], "pe=none": ["pe=none"]
                       "mixture=false": ["mixture=false"],
                       # the low-rank mixture alone, without the full-rank (history item, token) tables
                       "transition=false": ["transition=false"],
+                      # no co-occurrence evidence in the output: the network's distribution alone
+                      "cooccurrence=false": ["cooccurrence=false"],
                       # fewer, larger steps (a GPU's step is host-bound), the learning rate scaled with sqrt(batch)
                       "batch_size=64": ["training.batch_size=64", "training.lr=0.003"],
                       "batch_size=128": ["training.batch_size=128", "training.lr=0.004"]}

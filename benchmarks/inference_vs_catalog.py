@@ -9,7 +9,8 @@ trie is what beam search decodes, and its collision rate and largest collision g
 of `--batch` users is timed for each method (one warm-up call, median of `--repeats`):
 
 * MMGRec: `MMGRec.recommend` (constrained beam search, beam 20, KV cache, over the trie, seen items excluded) with
-  an *untrained* generator (default `GeneratorConfig`, random 64-d item and user vectors): its cost is the same
+  an *untrained* generator (default `GeneratorConfig` without the co-occurrence evidence, whose per-user mass is
+  a dense catalog-sized row; random 64-d item and user vectors): its cost is the same
   whatever the weights, so training is skipped. The network's work does not depend on the catalog; the trie's
   does, mildly (more valid children per beam until the 256-way levels fill up, indexing into per-depth arrays
   that grow with the catalog), and so do the transition tables' rows (I x vocabulary floats, 3 GB at 1M items).
@@ -122,7 +123,7 @@ def measure(size: int, args: argparse.Namespace, device: torch.device) -> list[d
     gen = torch.Generator().manual_seed(args.seed)
     users = torch.randperm(data.num_users, generator=gen)[: args.batch].to(device)
     seen = UserItems(data, device=device)
-    model = RecIDGenerator(GeneratorConfig(), torch.randn(size, DIM, generator=gen),
+    model = RecIDGenerator(GeneratorConfig(cooccurrence=False), torch.randn(size, DIM, generator=gen),
                            table.trie.vocab).to(device).eval()
     rec = MMGRec(model, table, seen, beam=args.beam, batch_size=args.batch)
     user_emb = torch.randn(data.num_users, DIM, generator=gen).to(device)

@@ -78,7 +78,7 @@ def main() -> None:
 
     start = time.perf_counter()
     seed_everything(args.seed)
-    model = RecIDGenerator(GeneratorConfig(transition=False), vectors, table.trie.vocab).to(device)
+    model = RecIDGenerator(GeneratorConfig(transition=False, cooccurrence=False), vectors, table.trie.vocab).to(device)
     cfg = TrainingConfig()
     opt = _optimizer(model, cfg)
     seen = UserItems(data, device=device)

@@ -187,8 +187,9 @@ def from_json(config: Mapping, source: str) -> RunConfig:
     if not isinstance(config, Mapping) or config.get("format") != FORMAT:
         raise RunError(f"{source} was written by an older mmgrec (no config format {FORMAT}); train the run again")
     generator = config.get("generator")
-    if isinstance(generator, Mapping) and "transition" not in generator:     # written before the tables existed
-        config = {**config, "generator": {**generator, "transition": False}}
+    if isinstance(generator, Mapping):         # runs written before a field existed were trained without it
+        absent = {k: False for k in ("transition", "cooccurrence") if k not in generator}
+        config = {**config, "generator": {**generator, **absent}}
     return resolve(config, source=source)
 
 

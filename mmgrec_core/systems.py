@@ -8,7 +8,8 @@ and what differs.
 
 mmgrec (MMGREC.md; `../shared/papers/mmgrec.txt`)
     Graph RQ-VAE codes with the popularity collision token, relation-aware attention (§4.3.2, Eq. 14-19), the
-    output mixture and transition tables of `generator.model`. The defaults of `RunConfig`.
+    output mixture, transition tables and co-occurrence evidence of `generator.model` (the last three are ours,
+    not the paper's). The defaults of `RunConfig`.
 
 tiger (Rajput et al., NeurIPS 2023, as MGR-LF and BBQRec describe it)
     An RQ-VAE on the item content (here: the concatenated, standardised modalities), a random collision token, a
@@ -45,8 +46,10 @@ bbqrec (Li et al., BBQRec, `bbqrec.txt`)
 
 from __future__ import annotations
 
-# TIGER's generator, which the MGR systems build on: positions, no user terms, ID-token inputs, one softmax.
-_TIGER_GENERATOR = {"pe": "sinusoidal", "item_emb": "codes", "mixture": False, "transition": False}
+# TIGER's generator, which the MGR systems build on: positions, no user terms, ID-token inputs, one softmax, and
+# none of MMGRec's collaborative additions to the output.
+_TIGER_GENERATOR = {"pe": "sinusoidal", "item_emb": "codes", "mixture": False, "transition": False,
+                    "cooccurrence": False}
 
 SYSTEMS: dict[str, dict] = {
     "mmgrec": {},

@@ -31,6 +31,7 @@ from .distributed import SINGLE, World
 from .evaluate import evaluate
 from .files import atomic_write_bytes
 from .generator.beam import DecodingConfig
+from .generator.cooccurrence import CoOccurrence
 from .generator.history import split_histories
 from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
@@ -49,7 +50,7 @@ class TrainingConfig:
     keep_max: float = 0.8           # as input; the rest are the targets of that step
     max_targets: int = 32           # held-out targets decoded per user and step
     eval_every: int = 2             # epochs between validation checks (and at the last epoch)
-    patience: int = 3               # checks without a better validation NDCG@10 before stopping
+    patience: int = 5               # checks without a better validation NDCG@10 before stopping
     valid_users: int = 1000         # validation subset for early stopping (beam search is the costly part)
     align_epochs: int = 0           # MGR-LF++: epochs of cross-modal Rec-ID prediction before the task (late fusion)
 
@@ -105,6 +106,7 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         rows = align_modalities(model, trie, tokens, paths, segments or [], cfg, seed)
         opt = _optimizer(model, cfg)     # the task starts afresh from the aligned weights, as in the paper
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps_per_epoch * cfg.epochs))
+    cooccurrence = CoOccurrence(seen) if model.config.cooccurrence else None
     use_amp = device.type == "cuda"
     step_loss = model.loss
     if world.size > 1:
@@ -128,10 +130,12 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
                 n_all, mine = mask.sum(), world.rows(len(batch))
                 history, targets, mask = history[mine], targets[mine], mask[mine]
                 share = float(mask.sum() * world.size / n_all)
+                batch = batch[mine]
             history, targets, mask = history.to(device), targets.to(device), mask.to(device)
             owner, items = mask.nonzero(as_tuple=True)[0], targets[mask]        # [n]: row in batch, item
+            mass = cooccurrence.node_mass(history, batch, trie) if cooccurrence else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = step_loss(history, owner, tokens[items], paths[items], trie) * share
+                loss = step_loss(history, owner, tokens[items], paths[items], trie, mass) * share
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -21,6 +21,7 @@ from torch import Tensor
 from ..checks import check_positive
 from ..data.sampling import UserItems
 from ..recid import PrefixTrie
+from .cooccurrence import NodeMass
 from .model import RecIDGenerator
 
 
@@ -77,11 +78,12 @@ class SeenCounts:
 
 @torch.no_grad()
 def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int, beam: int,
-                seen: UserItems | None = None, users: Tensor | None = None, return_steps: bool = False
-                ) -> BeamResult:
+                seen: UserItems | None = None, users: Tensor | None = None, return_steps: bool = False,
+                mass: NodeMass | None = None) -> BeamResult:
     """Top-k items per history row [B, N] by sequence log-probability, searching `beam` (>= k) prefixes per level.
 
-    With `seen` (and the rows' `users` [B]), the users' training items are never returned.
+    With `seen` (and the rows' `users` [B]), the users' training items are never returned. A generator with
+    `cooccurrence` needs the rows' `mass` (`CoOccurrence.node_mass`).
     """
     if beam < k:
         raise ValueError(f"beam width {beam} must be at least k = {k}")
@@ -110,6 +112,9 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             allowed[row[empty], slot[empty]] = False
         hidden = model.decode_next(memory, pad, last, user_rows.repeat_interleave(w), cache)  # [B*W, D]
         base, comp = model.level_logits(hidden, d, model.components(memory, d), component_items)
+        if model.config.cooccurrence:            # a prefix part like base: added at each beam's children
+            evidence = model.evidence(d, mass, user_rows.repeat_interleave(w), child).float()
+            base = base.scatter_add(1, children, evidence.masked_fill(~valid, 0.0))
         flat_w = log_w.reshape(b * w, -1)
         cand, log_z = mixture(base, comp, flat_w, children, valid)       # [B*W, C], [B*W, N]
         cand = cand.masked_fill(~allowed, float("-inf")).view(b, w * c)
@@ -177,13 +182,15 @@ def mixture(base: Tensor, comp: Tensor, log_w: Tensor, children: Tensor, valid: 
 
 
 @torch.no_grad()
-def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, tokens: Tensor) -> Tensor:
-    """log p(rec_id | history) [B, C] of the Rec-IDs `tokens` [C, T] (rows of the table): exact scoring."""
+def sequence_log_probs(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, tokens: Tensor,
+                       mass: NodeMass | None = None) -> Tensor:
+    """log p(rec_id | history) [B, C] of the Rec-IDs `tokens` [C, T] (rows of the table): exact scoring
+    (`mass` of the rows' users with `cooccurrence`)."""
     b, c = len(history), len(tokens)
     parents = [torch.zeros(c, dtype=torch.long, device=tokens.device)]
     for d in range(trie.depth - 1):
         parents.append(trie.step(d, parents[-1], tokens[:, d]))
     parents = torch.stack(parents, 1)                                          # [C, T]: prefix id per depth
     rows = torch.arange(b, device=history.device).repeat_interleave(c)
-    out = model.log_likelihood(history, rows, tokens.repeat(b, 1), parents.repeat(b, 1), trie)
+    out = model.log_likelihood(history, rows, tokens.repeat(b, 1), parents.repeat(b, 1), trie, mass)
     return out.view(b, c)

@@ -21,7 +21,10 @@ component with its own next-token distribution, and the Rec-ID probability is th
 
 with h the decoder state, m the memory, E_d the level-d token embeddings (tied with the decoder's inputs) and
 A_d a full-rank table (`transition`): everything else is rank D, so "after item j comes token c" could only be
-said through a D-dimensional bottleneck, which is what EASE's item-item matrix does not have.
+said through a D-dimensional bottleneck, which is what EASE's item-item matrix does not have. With `cooccurrence`
+every component's logits also add a_d log p_u(child), the log of the users' co-occurrence distribution under the
+child's trie node (`cooccurrence.py`): what other users had beside the input's items, a product of the network's
+distribution and item-based collaborative filtering that factorises exactly along the trie.
 A user with several interests puts probability on each of them *additively*, as the sum over j does; one softmax
 of one decoder state multiplies its evidence instead and favours what all interests share (on the demo world the
 mixture lifts validation Recall@20 of the same network by about a sixth: README, "what we tried"). Only valid
@@ -60,6 +63,7 @@ class GeneratorConfig:
     mixture: bool = True            # the output mixes every memory position; False: the user token's alone
     transition: bool = True         # per level a full-rank (history item, token) logit table; needs the mixture
     sim_buckets: int = 0            # K > 0: BBQRec's bucketed cosine similarity of item vectors scales the values
+    cooccurrence: bool = True       # each level's logits add a_d log p_u(child) of the co-occurrence distribution
 
     def __post_init__(self):
         check_positive(self, "dim", "heads", "encoder_layers", "decoder_layers", "max_history")
@@ -119,6 +123,9 @@ class RecIDGenerator(nn.Module):
         self.decoder_norm = nn.LayerNorm(d)
         self.component = nn.ModuleList(nn.Linear(d, d) for _ in self.vocab)     # U_d
         self.prior = nn.Linear(d, 1)                                             # w
+        if config.cooccurrence:     # a_d starts at 1: the network starts on top of item-based CF, exactly factorised
+            self.evidence_scale = nn.Parameter(torch.ones(len(self.vocab)))
+            self.evidence_smooth = nn.Parameter(torch.tensor(math.log(0.1)))       # log kappa
         # A_d [I + 1, V_d]: row item + 1 is what that history item adds to each level-d token's logit, row 0 the
         # user token's. Zero at the start, so training begins from the low-rank model. Its rows belong to the
         # mixture's history components, so without the mixture there are none.
@@ -215,8 +222,16 @@ class RecIDGenerator(nn.Module):
             x = layer(x, memory, pad, rows, layer_cache)
         return self.decoder_norm(x)[:, 0]
 
+    def evidence(self, level: int, mass, rows: Tensor, child: Tensor) -> Tensor:
+        """a_d log p_u(n) [R, C] of the child nodes `child` [R, C] (trie ids at depth level + 1, -1 = none) for the
+        users `rows` [R] (rows of `mass`, a `cooccurrence.NodeMass`); added to every component's logits."""
+        if mass is None:
+            raise ValueError("this generator has cooccurrence=True: pass the users' co-occurrence mass "
+                             "(CoOccurrence(seen).node_mass(history, users, trie))")
+        return self.evidence_scale[level] * mass.log_p(level + 1, rows, child, self.evidence_smooth.exp())
+
     def step_logits(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
-                    mask: Tensor) -> Tensor:
+                    mask: Tensor, evidence: Tensor | None = None) -> Tensor:
         """Unnormalised logits z_j(c) [R, M, C] of each mixture component over the prefixes' valid children
         `children` [R, C] (mask [R, C]); padding children get -1e9 rather than -inf, so a row without any (a dead
         beam slot, which beam search masks anyway) stays finite and nothing turns into NaN.
@@ -224,7 +239,8 @@ class RecIDGenerator(nn.Module):
         hidden [R, D] are the prefixes' decoder states. components [G, M, D] and items [G, M] (`components`,
         `component_items`) belong to G groups of R / G consecutive rows: in beam search a group is one user's
         beams, whose components are then read once rather than copied per beam (elsewhere G = R).
-        Only the children are scored, so the cost follows the trie's branching, not the catalog.
+        Only the children are scored, so the cost follows the trie's branching, not the catalog. `evidence` [R, C]
+        (`evidence`) is added to every component's logits.
         """
         g, r, m = len(components), len(hidden), components.shape[1]
         w = r // g
@@ -240,7 +256,10 @@ class RecIDGenerator(nn.Module):
             z = z.view(g, w, 1, -1) + torch.einsum("gmd,gwcd->gwmc", components, e.view(g, w, *e.shape[1:]))
         if self.has_transition:
             z = z + self._transition(level, items, children, w)
-        return z.float().masked_fill(~keep, -1e9).view(r, m, -1)
+        z = z.float()
+        if evidence is not None:
+            z = z + evidence.view(g, w, 1, -1)
+        return z.masked_fill(~keep, -1e9).view(r, m, -1)
 
     def level_logits(self, hidden: Tensor, level: int, components: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """The two parts of `step_logits` over level d's whole vocabulary, z_j(c) = base[r, c] + comp[g, j, c]:
@@ -256,9 +275,9 @@ class RecIDGenerator(nn.Module):
         return base.float(), comp.float()
 
     def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
-                       mask: Tensor) -> Tensor:
+                       mask: Tensor, evidence: Tensor | None = None) -> Tensor:
         """log q_j(c | prefix) [R, M, C]: `step_logits` normalised over each prefix's valid children."""
-        z = self.step_logits(hidden, level, components, items, children, mask)
+        z = self.step_logits(hidden, level, components, items, children, mask, evidence)
         return z - z.logsumexp(-1, keepdim=True)
 
     def _transition(self, level: int, items: Tensor, children: Tensor, w: int) -> Tensor:
@@ -273,30 +292,36 @@ class RecIDGenerator(nn.Module):
         rows = table[items][:, None].expand(g, w, m, table.shape[1])            # [G, W, M, V]: a view
         return rows.gather(3, children.view(g, w, 1, c).expand(g, w, m, c))
 
-    def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie) -> Tensor:
+    def log_likelihood(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie,
+                       mass=None) -> Tensor:
         """log p(target | history) [n] for Rec-IDs targets [n, T] of users rows [n] (indices into history).
 
         `parents` [n, T] are the targets' prefix ids at depths 0..T-1 (`PrefixTrie.item_paths`), which say
-        whose children share each level's probability.
+        whose children share each level's probability. `mass` (a `cooccurrence.NodeMass` of the histories' users)
+        is needed with `cooccurrence`.
         """
         memory, pad = self.encode(history)
-        return self.decode_log_likelihood(memory, pad, self.component_items(history), rows, targets, parents, trie)
+        return self.decode_log_likelihood(memory, pad, self.component_items(history), rows, targets, parents, trie,
+                                          mass=mass)
 
     def decode_log_likelihood(self, memory: Tensor, pad: Tensor, items: Tensor | None, rows: Tensor,
-                              targets: Tensor, parents: Tensor, trie, levels: range | None = None) -> Tensor:
+                              targets: Tensor, parents: Tensor, trie, levels: range | None = None, mass=None) -> Tensor:
         """`log_likelihood` from an encoded memory [B, M, D] (items [B, M] behind its components; None: no
         history items, as in the modality alignment), counting the tokens at `levels` only (default: all):
         log sum_j pi_j prod_{d in levels} q_j(c_d | prefix) [n]."""
+        alone = items is None                    # Rec-IDs alone (the modality alignment): no user, no evidence
         hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
         items = items[rows] if items is not None else torch.zeros_like(log_w, dtype=torch.long)   # [n, M]
         for d in (range(self.depth) if levels is None else levels):
-            children, _, mask = trie.children(d, parents[:, d])
-            logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], items, children, mask)
+            children, child, mask = trie.children(d, parents[:, d])
+            evidence = self.evidence(d, mass, rows, child) if self.config.cooccurrence and not alone else None
+            logq = self.step_log_probs(hidden[:, d], d, self.components(memory, d)[rows], items, children, mask,
+                                       evidence)
             slot = (children == targets[:, d, None]).float().argmax(1)              # the target among them
             log_w = log_w + logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
         return log_w.logsumexp(1)
 
-    def loss(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie) -> Tensor:
+    def loss(self, history: Tensor, rows: Tensor, targets: Tensor, parents: Tensor, trie, mass=None) -> Tensor:
         """Negative log-likelihood of the targets, per Rec-ID token (comparable across depths)."""
-        return -self.log_likelihood(history, rows, targets, parents, trie).mean() / self.depth
+        return -self.log_likelihood(history, rows, targets, parents, trie, mass).mean() / self.depth

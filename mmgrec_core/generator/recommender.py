@@ -8,6 +8,7 @@ from torch import Tensor
 from ..data.sampling import UserItems
 from ..recid import RecIDTable
 from .beam import BeamResult, beam_search
+from .cooccurrence import CoOccurrence
 from .history import histories
 from .model import RecIDGenerator
 
@@ -21,6 +22,7 @@ class MMGRec:
         self.model, self.table, self.seen = model.eval(), table, seen
         self.trie = table.trie.to(device)
         self.beam, self.batch_size, self.device = beam, batch_size, device
+        self.cooccurrence = CoOccurrence(seen) if model.config.cooccurrence else None
 
     def fit(self, data) -> MMGRec:       # the Recommender protocol; training lives in mmgrec_core.train
         return self
@@ -29,8 +31,10 @@ class MMGRec:
         """Beam search for one batch of users [B] (beam width max(self.beam, k))."""
         users = users.to(self.device)
         history = histories(self.seen, users, self.model.config.max_history)
+        mass = self.cooccurrence.node_mass(history, users, self.trie) if self.cooccurrence else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            return beam_search(self.model, history, self.trie, k, max(self.beam, k), self.seen, users, return_steps)
+            return beam_search(self.model, history, self.trie, k, max(self.beam, k), self.seen, users, return_steps,
+                               mass)
 
     def recommend(self, users: Tensor, k: int) -> Tensor:
         """int64 [B, k] item ids, best first; never a training item, never a duplicate; -1 pads short lists."""

@@ -6,6 +6,7 @@ from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems
 from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories, sequence_log_probs
 from mmgrec_core.generator.beam import mixture
+from mmgrec_core.generator.cooccurrence import CoOccurrence
 from mmgrec_core.recid import RecIDTable
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
@@ -22,28 +23,42 @@ def world():
     with torch.no_grad():
         for t in model.transition:                                          # trained tables are not zero
             t.normal_()
+        model.evidence_scale.uniform_(0.5, 1.5)                             # nor are the evidence scales
     seen = UserItems(data)
     users = torch.arange(data.num_users)
-    return data, table, model, seen, users, histories(seen, users, 50)
+    history = histories(seen, users, 50)
+    mass = CoOccurrence(seen).node_mass(history, users, table.trie)
+    return data, table, model, seen, users, history, mass
 
 
-def exact_top_k(model, table, seen, users, history, k):
+def exact_top_k(model, table, seen, users, history, k, mass):
     """Score every item's whole Rec-ID, drop training items, sort: what beam search must reproduce."""
-    scores = sequence_log_probs(model, history, table.trie, torch.from_numpy(table.tokens))
+    scores = sequence_log_probs(model, history, table.trie, torch.from_numpy(table.tokens), mass)
     return seen.mask_(scores, users).topk(k, 1)
 
 
 def test_full_width_beam_equals_exact_enumeration(world):
-    data, table, model, seen, users, history = world
-    result = beam_search(model, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users)
-    exact = exact_top_k(model, table, seen, users, history, 10)
+    data, table, model, seen, users, history, mass = world
+    result = beam_search(model, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users, mass=mass)
+    exact = exact_top_k(model, table, seen, users, history, 10, mass)
+    assert torch.equal(result.items, exact.indices)
+    assert torch.allclose(result.scores, exact.values, atol=1e-4)
+
+
+def test_full_width_beam_equals_exact_enumeration_without_cooccurrence(world):
+    data, table, model, seen, users, history, _ = world
+    plain = RecIDGenerator(GeneratorConfig(dim=16, heads=2, cooccurrence=False), model.item_vectors,
+                           table.trie.vocab).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("evidence")})
+    result = beam_search(plain, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users)
+    exact = exact_top_k(plain, table, seen, users, history, 10, None)
     assert torch.equal(result.items, exact.indices)
     assert torch.allclose(result.scores, exact.values, atol=1e-4)
 
 
 def test_narrow_beam_returns_valid_unseen_distinct_items(world):
-    data, table, model, seen, users, history = world
-    result = beam_search(model, history, table.trie, k=10, beam=10, seen=seen, users=users)
+    data, table, model, seen, users, history, mass = world
+    result = beam_search(model, history, table.trie, k=10, beam=10, seen=seen, users=users, mass=mass)
     items = result.items.numpy()
     assert ((items >= 0) & (items < data.num_items)).all()
     train = data.matrix("train").toarray().astype(bool)
@@ -51,14 +66,15 @@ def test_narrow_beam_returns_valid_unseen_distinct_items(world):
     assert all(len(set(row)) == len(row) for row in items)
     assert (np.diff(result.scores.numpy(), axis=1) <= 1e-6).all()           # best first
     # a narrow beam can only miss items, never score one higher than exact scoring does
-    exact = exact_top_k(model, table, seen, users, history, 10)
+    exact = exact_top_k(model, table, seen, users, history, 10, mass)
     assert (result.scores[:, 0] <= exact.values[:, 0] + 1e-5).all()
 
 
 def test_steps_show_valid_prefixes_that_lead_to_the_answer(world):
-    data, table, model, seen, users, history = world
+    data, table, model, seen, users, history, _ = world
+    mass = CoOccurrence(seen).node_mass(history[:4], users[:4], table.trie)
     result = beam_search(model, history[:4], table.trie, k=5, beam=8, seen=seen, users=users[:4],
-                         return_steps=True)
+                         return_steps=True, mass=mass)
     assert len(result.steps) == table.levels + 1
     prefixes = {tuple(row[:d]) for row in table.tokens.tolist() for d in range(1, table.levels + 2)}
     for d, step in enumerate(result.steps, start=1):
@@ -77,15 +93,16 @@ def test_user_who_saw_almost_everything_gets_a_short_padded_list():
     seen = UserItems(data)
     seen.indptr = torch.tensor([0, 27] + [27] * 19)                    # user 0 has seen items 0..26
     seen.indices = torch.arange(27)
-    result = beam_search(model, histories(seen, torch.tensor([0]), 50), table.trie, k=5, beam=5, seen=seen,
-                         users=torch.tensor([0]))
+    history, user = histories(seen, torch.tensor([0]), 50), torch.tensor([0])
+    result = beam_search(model, history, table.trie, k=5, beam=5, seen=seen, users=user,
+                         mass=CoOccurrence(seen).node_mass(history, user, table.trie))
     assert sorted(result.items[0, :3].tolist()) == [27, 28, 29]
     assert result.items[0, 3:].tolist() == [-1, -1]
     assert torch.isneginf(result.scores[0, 3:]).all()
 
 
 def test_beam_narrower_than_k_is_refused(world):
-    data, table, model, seen, users, history = world
+    data, table, model, seen, users, history, _ = world
     with pytest.raises(ValueError, match="beam width"):
         beam_search(model, history, table.trie, k=10, beam=5)
 

@@ -9,7 +9,7 @@ from mmgrec_core.recid import RecIDTable
 
 def make(pe="relation", item_emb="graph", seed=0, vocab=(4, 4, 3)):
     torch.manual_seed(seed)
-    config = GeneratorConfig(dim=16, heads=2, pe=pe, item_emb=item_emb)
+    config = GeneratorConfig(dim=16, heads=2, pe=pe, item_emb=item_emb, cooccurrence=False)
     model = RecIDGenerator(config, torch.randn(30, 8), vocab).eval()
     with torch.no_grad():                     # the transition tables start at zero; give them something to do
         for table in model.transition:
@@ -130,7 +130,7 @@ def test_bad_options_are_refused():
 
 def test_cached_decoding_equals_decoding_the_whole_prefix():
     torch.manual_seed(0)
-    config = GeneratorConfig(dim=16, heads=2, decoder_layers=2)
+    config = GeneratorConfig(dim=16, heads=2, decoder_layers=2, cooccurrence=False)
     model = RecIDGenerator(config, torch.randn(30, 8), (4, 4, 3)).eval()
     history = torch.tensor([[3, 7, 9], [1, 2, 0]])
     memory, pad = model.encode(history)
