@@ -40,7 +40,7 @@ from .runtime import default_device, seed_everything
 from .tokenizers import HasRepresentations, Persistable, Tokenizer, table_stats
 from .tokenizers.late_fusion import segments
 from .tokenizers.rqvae import standardised_features
-from .train import fit_generator
+from .train import choose_network_weight, fit_generator
 
 # (stage, step, info): stage is "tokenizer", "generator" or a baseline's name; the CLI feeds tqdm, the app a bar
 RunProgress = Callable[[str, int, dict[str, float]], None]
@@ -190,17 +190,23 @@ def run_baselines(run: RunDir, config: RunConfig, data: InteractionData, report=
 
 def evaluate_run(run: RunDir, config: RunConfig, data: InteractionData, model: RecIDGenerator,
                  table: RecIDTable, generator_rows: list[dict], fitted: dict | None = None) -> dict:
-    """MMGRec's validation and test metrics beside the baselines' in metrics.json, and mmgrec+dense's.
+    """MMGRec's validation and test metrics beside the baselines' in metrics.json, and mmgrec+dense's; with the
+    co-occurrence evidence, first its weight against the network (`train.choose_network_weight`).
 
     Both rows are written together, so a run with `mmgrec` in metrics.json is finished.
     """
     metrics = _metrics(run, config, data)
     seen = UserItems(data, device=next(model.parameters()).device)
+    balance = {}
+    if model.config.cooccurrence:     # beta on validation, then the weights again with it (same run, resumable)
+        balance = choose_network_weight(model, data, table, config.training, config.decoding, config.seed)
+        run.write_tensors(GENERATOR, model.state_dict())
     recommender = MMGRec(model, table, seen, beam=config.decoding.beam)
     tokenizer_seconds = run.json(TOKENIZER_STATS, {}).get("seconds", 0.0)
-    generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows)
+    generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows) + balance.pop("seconds", 0.0)
     entry = {split: evaluate(recommender, data, split) for split in ("valid", "test")}
     entry["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)
+    entry.update(balance)
     dense = evaluate_dense(config, data, recommender, metrics["models"], fitted or {})
     metrics["models"]["mmgrec"] = entry
     if dense is not None:

@@ -71,10 +71,12 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(run_dir, tmp_path):
     assert a["models"]["mmgrec"]["test"] == b["models"]["mmgrec"]["test"]
 
 
-@pytest.mark.parametrize("stage, step", [("tokenizer", 100), ("generator", 1), ("generator", 3), ("baselines", 0)])
+@pytest.mark.parametrize("stage, step", [("tokenizer", 100), ("generator", 1), ("generator", 3), ("baselines", 0),
+                                         ("network_weight", 0)])
 def test_a_kill_at_any_stage_then_resume_ends_identical(run_dir, tmp_path, monkeypatch, stage, step):
-    """Killed during the tokenizer, before the first or after the last generator checkpoint, or as the
-    baselines start: --resume ends with the weights and metrics of the uninterrupted run."""
+    """Killed during the tokenizer, before the first or after the last generator checkpoint, as the baselines
+    start, or while beta is chosen (the trained weights written, beta not yet): --resume ends with the weights and
+    metrics of the uninterrupted run."""
     import mmgrec_core.pipeline as pipeline
 
     class Killed(Exception):
@@ -90,6 +92,8 @@ def test_a_kill_at_any_stage_then_resume_ends_identical(run_dir, tmp_path, monke
     with monkeypatch.context() as m:
         if stage == "baselines":
             m.setattr(pipeline, "train_baseline", killed_baseline)
+        if stage == "network_weight":
+            m.setattr(pipeline, "choose_network_weight", killed_baseline)
         with pytest.raises(Killed):
             train_run(tmp_path, TINY, progress=kill)
     train_run(tmp_path, resume=True)
@@ -98,6 +102,16 @@ def test_a_kill_at_any_stage_then_resume_ends_identical(run_dir, tmp_path, monke
     a, b = read_json(tmp_path / "metrics.json"), read_json(run_dir / "metrics.json")
     for name in ("mmgrec", "popularity"):
         assert a["models"][name]["test"] == b["models"][name]["test"], name
+
+
+def test_the_network_weight_is_the_best_on_validation_and_saved_with_the_weights(run_dir):
+    entry = read_json(run_dir / "metrics.json")["models"]["mmgrec"]
+    trials = entry["tuning"]
+    assert [t["network_weight"] for t in trials] == [1.0, 0.75, 0.5, 0.25]
+    best = max(trials, key=lambda t: t["valid_ndcg@10"])            # max keeps the first, i.e. the larger beta
+    assert entry["network_weight"] == best["network_weight"]
+    assert load_tensors(run_dir / "generator.safetensors")["network_weight"].item() == best["network_weight"]
+    assert load_run(run_dir).model.network_weight.item() == best["network_weight"]
 
 
 def test_a_second_train_into_the_same_directory_is_refused(run_dir):

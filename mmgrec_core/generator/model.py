@@ -22,9 +22,10 @@ component with its own next-token distribution, and the Rec-ID probability is th
 with h the decoder state, m the memory, E_d the level-d token embeddings (tied with the decoder's inputs) and
 A_d a full-rank table (`transition`): everything else is rank D, so "after item j comes token c" could only be
 said through a D-dimensional bottleneck, which is what EASE's item-item matrix does not have. With `cooccurrence`
-every component's logits also add a_d log p_u(child), the log of the users' co-occurrence distribution under the
-child's trie node (`cooccurrence.py`): what other users had beside the input's items, a product of the network's
-distribution and item-based collaborative filtering that factorises exactly along the trie.
+every component's logits are beta z_j(c) + a_d log p_u(child), with p_u the users' co-occurrence distribution
+under the child's trie node (`cooccurrence.py`): what other users had beside the input's items, a product of the
+network's distribution and item-based collaborative filtering that factorises exactly along the trie. beta is 1
+in training and chosen on validation afterwards (`train.choose_network_weight`).
 A user with several interests puts probability on each of them *additively*, as the sum over j does; one softmax
 of one decoder state multiplies its evidence instead and favours what all interests share (on the demo world the
 mixture lifts validation Recall@20 of the same network by about a sixth: README, "what we tried"). Only valid
@@ -126,6 +127,9 @@ class RecIDGenerator(nn.Module):
         if config.cooccurrence:     # a_d starts at 1: the network starts on top of item-based CF, exactly factorised
             self.evidence_scale = nn.Parameter(torch.ones(len(self.vocab)))
             self.evidence_smooth = nn.Parameter(torch.tensor(math.log(0.1)))       # log kappa
+            # beta, the weight of the network's logits against the evidence: 1 in training, then chosen on
+            # validation (`train.choose_network_weight`); not a parameter, but saved with the weights
+            self.register_buffer("network_weight", torch.ones(()))
         # A_d [I + 1, V_d]: row item + 1 is what that history item adds to each level-d token's logit, row 0 the
         # user token's. Zero at the start, so training begins from the low-rank model. Its rows belong to the
         # mixture's history components, so without the mixture there are none.
@@ -258,7 +262,7 @@ class RecIDGenerator(nn.Module):
             z = z + self._transition(level, items, children, w)
         z = z.float()
         if evidence is not None:
-            z = z + evidence.view(g, w, 1, -1)
+            z = self.network_weight * z + evidence.view(g, w, 1, -1)
         return z.masked_fill(~keep, -1e9).view(r, m, -1)
 
     def level_logits(self, hidden: Tensor, level: int, components: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
@@ -272,6 +276,8 @@ class RecIDGenerator(nn.Module):
         comp = components @ e.T
         if self.has_transition:
             comp = comp + self.transition[level][items]
+        if self.config.cooccurrence:                          # the evidence is added by the caller, unweighted
+            return self.network_weight * base.float(), self.network_weight * comp.float()
         return base.float(), comp.float()
 
     def step_log_probs(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, children: Tensor,
