@@ -27,7 +27,10 @@ from .model import RecIDGenerator
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    beam: int = 20                  # beam width B (at least the K asked for; a wider beam is used then)
+    # beam width B (at least the K asked for; a wider beam is used then). 50, not K = 20: with the co-occurrence
+    # evidence an item's mass is spread over many first-level prefixes, and a beam of 20 prunes some of the top 20
+    # (validation Recall@20 +0.7% demo, +4.7% MovieLens, +5.0% sparse world; 100 adds nothing more)
+    beam: int = 50
     rerank: int = 100               # candidates the mmgrec+dense row re-ranks (generator/rerank.py); 0 = no row
 
     def __post_init__(self):

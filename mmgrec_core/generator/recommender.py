@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ..data.sampling import UserItems
 from ..recid import RecIDTable
-from .beam import BeamResult, beam_search
+from .beam import BeamResult, DecodingConfig, beam_search
 from .cooccurrence import CoOccurrence
 from .history import histories
 from .model import RecIDGenerator
@@ -16,7 +16,7 @@ from .model import RecIDGenerator
 class MMGRec:
     """`recommend(users, k)` by constrained beam search; `search` also returns scores and every level's beams."""
 
-    def __init__(self, model: RecIDGenerator, table: RecIDTable, seen: UserItems, beam: int = 20,
+    def __init__(self, model: RecIDGenerator, table: RecIDTable, seen: UserItems, beam: int = DecodingConfig.beam,
                  batch_size: int = 128):
         device = next(model.parameters()).device
         self.model, self.table, self.seen = model.eval(), table, seen

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.Datase
 TINY = {"dataset": "demo:items=120,users=150,seed=5", "seed": 3,
         "tokenizer": {"codebook_size": 8, "steps": 100, "polish_steps": 30},
         "generator": {"dim": 16}, "training": {"epochs": 2, "eval_every": 1, "patience": 10, "valid_users": 50},
-        "decoding": {"rerank": 30}, "baselines": ["popularity", "ease"]}
+        "decoding": {"beam": 20, "rerank": 30}, "baselines": ["popularity", "ease"]}
 
 
 def test_standardised_uses_only_the_valid_entries():
