@@ -40,7 +40,7 @@ from .runtime import default_device, seed_everything
 from .tokenizers import HasRepresentations, Persistable, Tokenizer, table_stats
 from .tokenizers.late_fusion import segments
 from .tokenizers.rqvae import standardised_features
-from .train import choose_network_weight, fit_generator
+from .train import choose_network_weight, fit_generator, validation_users
 
 # (stage, step, info): stage is "tokenizer", "generator" or a baseline's name; the CLI feeds tqdm, the app a bar
 RunProgress = Callable[[str, int, dict[str, float]], None]
@@ -197,11 +197,12 @@ def evaluate_run(run: RunDir, config: RunConfig, data: InteractionData, model: R
     """
     metrics = _metrics(run, config, data)
     seen = UserItems(data, device=next(model.parameters()).device)
+    recommender = MMGRec(model, table, seen, beam=config.decoding.beam)
     balance = {}
     if model.config.cooccurrence:     # beta on validation, then the weights again with it (same run, resumable)
-        balance = choose_network_weight(model, data, table, config.training, config.decoding, config.seed)
+        users = validation_users(data, config.training.valid_users, config.seed)
+        balance = choose_network_weight(recommender, data, users)
         run.write_tensors(GENERATOR, model.state_dict())
-    recommender = MMGRec(model, table, seen, beam=config.decoding.beam)
     tokenizer_seconds = run.json(TOKENIZER_STATS, {}).get("seconds", 0.0)
     generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows) + balance.pop("seconds", 0.0)
     entry = {split: evaluate(recommender, data, split) for split in ("valid", "test")}

@@ -31,7 +31,6 @@ from .distributed import SINGLE, World
 from .evaluate import evaluate
 from .files import atomic_write_bytes
 from .generator.beam import DecodingConfig
-from .generator.cooccurrence import CoOccurrence
 from .generator.history import split_histories
 from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
@@ -106,7 +105,8 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         rows = align_modalities(model, trie, tokens, paths, segments or [], cfg, seed)
         opt = _optimizer(model, cfg)     # the task starts afresh from the aligned weights, as in the paper
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps_per_epoch * cfg.epochs))
-    cooccurrence = CoOccurrence(seen) if model.config.cooccurrence else None
+    recommender = MMGRec(model, table, seen, beam=decoding.beam)    # validation's; its co-occurrences train too
+    cooccurrence = recommender.cooccurrence
     use_amp = device.type == "cuda"
     step_loss = model.loss
     if world.size > 1:
@@ -145,8 +145,8 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             metrics = None
             if world.main:
-                metrics = evaluate(MMGRec(model, table, seen, beam=decoding.beam), data, "valid", ks=(10, 20),
-                                   users=valid_users)
+                model.eval()
+                metrics = evaluate(recommender, data, "valid", ks=(10, 20), users=valid_users)
             metrics = world.broadcast(metrics)
             row.update({f"valid_{k}": v for k, v in metrics.items() if "@" in k})
             stop = stopper.step(metrics["ndcg@10"], epoch, model)
@@ -167,27 +167,26 @@ NETWORK_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
 
 
 @torch.no_grad()
-def choose_network_weight(model: RecIDGenerator, data: InteractionData, table: RecIDTable, training: TrainingConfig,
-                          decoding: DecodingConfig, seed: int = 0) -> dict:
-    """Set beta (`model.network_weight`), the weight of the network's logits against the co-occurrence evidence,
-    to the value of `NETWORK_WEIGHTS` with the best validation NDCG@10 on the early-stopping users; return
-    {"network_weight": beta, "tuning": [{"network_weight", "valid_ndcg@10"}, ...], "seconds": s}.
+def choose_network_weight(recommender: MMGRec, data: InteractionData, users: torch.Tensor) -> dict:
+    """Set beta (`network_weight` of the recommender's model), the weight of the network's logits against the
+    co-occurrence evidence, to the value of `NETWORK_WEIGHTS` with the best validation NDCG@10 on `users` (the
+    early-stopping users); return {"network_weight": beta, "tuning": [{"network_weight", "valid_ndcg@10"}, ...],
+    "seconds": s}.
 
     Training fits both by likelihood, which on short histories trusts the network's popularity-heavy guesses more
     than ranking rewards (sparse world: validation NDCG@10 0.0623 at beta 1, 0.0658 at 0.5). The choice is made
     once, on validation, like every baseline's setting; ties keep the larger beta.
     """
     start = time.perf_counter()
-    seen = UserItems(data, device=model.network_weight.device)
-    users = validation_users(data, training.valid_users, seed)
+    weight = recommender.model.network_weight
     best, trials = (float("-inf"), 1.0), []
     for beta in NETWORK_WEIGHTS:
-        model.network_weight.fill_(beta)
-        score = evaluate(MMGRec(model, table, seen, beam=decoding.beam), data, "valid", ks=(10,), users=users)
+        weight.fill_(beta)
+        score = evaluate(recommender, data, "valid", ks=(10,), users=users)
         trials.append({"network_weight": beta, "valid_ndcg@10": round(score["ndcg@10"], 4)})
         if score["ndcg@10"] > best[0]:
             best = (score["ndcg@10"], beta)
-    model.network_weight.fill_(best[1])
+    weight.fill_(best[1])
     return {"network_weight": best[1], "tuning": trials, "seconds": round(time.perf_counter() - start, 2)}
 
 
