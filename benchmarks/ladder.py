@@ -47,7 +47,7 @@ from mmgrec_core.generator.recommender import MMGRec
 from mmgrec_core.recid import RecIDTable
 from mmgrec_core.runs import build_generator, make_run_tokenizer
 from mmgrec_core.runtime import seed_everything
-from mmgrec_core.train import choose_network_weight, fit_generator, validation_users
+from mmgrec_core.train import choose_network_weight, fit_generator
 
 
 @torch.no_grad()
@@ -138,7 +138,7 @@ def rung(name: str, dataset: str, data, seed: int) -> dict:
     rec = MMGRec(model, table, UserItems(data), beam=base.decoding.beam)
     beta = {}
     if model.config.cooccurrence:                        # as `train` does (pipeline.evaluate_run)
-        beta = choose_network_weight(rec, data, validation_users(data, base.training.valid_users, seed))
+        beta = choose_network_weight(rec, data)
     gen_seconds = time.perf_counter() - start
     row = {"rung": name, "dataset": dataset, "collision_rate": table.collision_rate,
            "tokenizer_s": round(tok_seconds, 1), "generator_s": round(gen_seconds, 1),

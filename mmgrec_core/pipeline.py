@@ -40,7 +40,7 @@ from .runtime import default_device, seed_everything
 from .tokenizers import HasRepresentations, Persistable, Tokenizer, table_stats
 from .tokenizers.late_fusion import segments
 from .tokenizers.rqvae import standardised_features
-from .train import choose_network_weight, fit_generator, validation_users
+from .train import choose_network_weight, fit_generator
 
 # (stage, step, info): stage is "tokenizer", "generator" or a baseline's name; the CLI feeds tqdm, the app a bar
 RunProgress = Callable[[str, int, dict[str, float]], None]
@@ -200,8 +200,7 @@ def evaluate_run(run: RunDir, config: RunConfig, data: InteractionData, model: R
     recommender = MMGRec(model, table, seen, beam=config.decoding.beam)
     balance = {}
     if model.config.cooccurrence:     # beta on validation, then the weights again with it (same run, resumable)
-        users = validation_users(data, config.training.valid_users, config.seed)
-        balance = choose_network_weight(recommender, data, users)
+        balance = choose_network_weight(recommender, data)
         run.write_tensors(GENERATOR, model.state_dict())
     tokenizer_seconds = run.json(TOKENIZER_STATS, {}).get("seconds", 0.0)
     generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows) + balance.pop("seconds", 0.0)

@@ -110,6 +110,7 @@ def test_the_network_weight_is_the_best_on_validation_and_saved_with_the_weights
     assert [t["network_weight"] for t in trials] == [1.0, 0.75, 0.5, 0.25]
     best = max(trials, key=lambda t: t["valid_ndcg@10"])            # max keeps the first, i.e. the larger beta
     assert entry["network_weight"] == best["network_weight"]
+    assert best["valid_ndcg@10"] == round(entry["valid"]["ndcg@10"], 4)    # chosen on the whole validation split
     assert load_tensors(run_dir / "generator.safetensors")["network_weight"].item() == best["network_weight"]
     assert load_run(run_dir).model.network_weight.item() == best["network_weight"]
 
