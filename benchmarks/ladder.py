@@ -143,8 +143,9 @@ def rung(name: str, dataset: str, data, seed: int) -> dict:
     row = {"rung": name, "dataset": dataset, "collision_rate": table.collision_rate,
            "tokenizer_s": round(tok_seconds, 1), "generator_s": round(gen_seconds, 1),
            "network_weight": beta.get("network_weight")}
-    for split in ("valid", "test"):
-        row.update({f"{split}_{k}": round(v, 4) for k, v in evaluate(rec, data, split).items()})
+    valid = beta.get("valid") or evaluate(rec, data, "valid")       # beta's trials searched it already
+    for split, scores in (("valid", valid), ("test", evaluate(rec, data, "test"))):
+        row.update({f"{split}_{k}": round(v, 4) for k, v in scores.items()})
     for d, acc in enumerate(level_accuracy(model, data, table), start=1):
         row[f"valid_acc_level{d}"] = round(acc, 4)
     return row

@@ -204,7 +204,9 @@ def evaluate_run(run: RunDir, config: RunConfig, data: InteractionData, model: R
         run.write_tensors(GENERATOR, model.state_dict())
     tokenizer_seconds = run.json(TOKENIZER_STATS, {}).get("seconds", 0.0)
     generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows) + balance.pop("seconds", 0.0)
-    entry = {split: evaluate(recommender, data, split) for split in ("valid", "test")}
+    valid = balance.pop("valid", None)           # beta's trials have searched the whole validation split already
+    entry = {"valid": evaluate(recommender, data, "valid") if valid is None else valid,
+             "test": evaluate(recommender, data, "test")}
     entry["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)
     entry.update(balance)
     dense = evaluate_dense(config, data, recommender, metrics["models"], fitted or {})

@@ -170,7 +170,8 @@ NETWORK_WEIGHTS = (1.0, 0.75, 0.5, 0.25)
 def choose_network_weight(recommender: MMGRec, data: InteractionData) -> dict:
     """Set beta (`network_weight` of the recommender's model), the weight of the network's logits against the
     co-occurrence evidence, to the value of `NETWORK_WEIGHTS` with the best validation NDCG@10; return
-    {"network_weight": beta, "tuning": [{"network_weight", "valid_ndcg@10"}, ...], "seconds": s}.
+    {"network_weight": beta, "tuning": [{"network_weight", "valid_ndcg@10"}, ...], "valid": all validation
+    metrics at that beta (so the caller need not search the split again), "seconds": s}.
 
     Training fits both by likelihood, which on short histories trusts the network's popularity-heavy guesses more
     than ranking rewards (sparse world: validation NDCG@10 0.0561 at beta 1, 0.0589 at 0.5). The choice is made
@@ -180,15 +181,16 @@ def choose_network_weight(recommender: MMGRec, data: InteractionData) -> dict:
     """
     start = time.perf_counter()
     weight = recommender.model.network_weight
-    best, trials = (float("-inf"), 1.0), []
+    best, trials = (float("-inf"), 1.0, {}), []
     for beta in NETWORK_WEIGHTS:
         weight.fill_(beta)
-        score = evaluate(recommender, data, "valid", ks=(10,))
-        trials.append({"network_weight": beta, "valid_ndcg@10": round(score["ndcg@10"], 4)})
-        if score["ndcg@10"] > best[0]:
-            best = (score["ndcg@10"], beta)
+        valid = evaluate(recommender, data, "valid")
+        trials.append({"network_weight": beta, "valid_ndcg@10": round(valid["ndcg@10"], 4)})
+        if valid["ndcg@10"] > best[0]:
+            best = (valid["ndcg@10"], beta, valid)
     weight.fill_(best[1])
-    return {"network_weight": best[1], "tuning": trials, "seconds": round(time.perf_counter() - start, 2)}
+    return {"network_weight": best[1], "tuning": trials, "valid": best[2],
+            "seconds": round(time.perf_counter() - start, 2)}
 
 
 def align_modalities(model: RecIDGenerator, trie, tokens: torch.Tensor, paths: torch.Tensor, segments: list[range],
