@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="settings for every generative system, e.g. training.epochs=5")
     m.add_argument("--out", type=Path, required=True, help="the comparison's directory (resumed if it exists)")
+    m.add_argument("--jobs", type=int, default=1,
+                   help="worker processes training side by side, each on its share of the CPU threads (default 1)")
     c = sub.add_parser("recommend", help="top-K items for one user from a finished run")
     c.add_argument("--run", type=Path, required=True)
     c.add_argument("--user", type=int, required=True)
@@ -186,6 +188,8 @@ def compare(args: argparse.Namespace) -> int:
     request = CompareRequest(args.dataset, systems, seeds, tuple(args.set))     # checks every setting first
     if args.out.exists() and not args.out.is_dir():
         raise RunError(f"--out {args.out} is a file; give a directory for the comparison")
+    if args.jobs < 1:
+        raise RunError(f"--jobs {args.jobs}: must be at least 1")
     data = _load(request.dataset)
     print(data)
     outer: dict[str, tqdm] = {}
@@ -204,7 +208,8 @@ def compare(args: argparse.Namespace) -> int:
             (lambda stage, step, info: None)
 
     try:
-        board = run_compare(args.out, request, progress=progress, run_progress=run_progress, data=data)
+        board = run_compare(args.out, request, progress=progress, run_progress=run_progress, data=data,
+                            jobs=args.jobs)
     finally:
         _close(inner)
         _close(outer)

@@ -18,9 +18,11 @@ error, and the others still run; what finished is kept.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +88,15 @@ CompareProgress = Callable[[str, int, int], None]
 
 def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgress | None = None,
             run_progress: Callable[[str], RunProgress | None] = lambda system: None,
-            data: InteractionData | None = None) -> dict:
-    """Train and evaluate every requested system for every seed into `out`; return the leaderboard."""
+            data: InteractionData | None = None, jobs: int = 1) -> dict:
+    """Train and evaluate every requested system for every seed into `out`; return the leaderboard.
+
+    With `jobs` > 1 that many worker processes train units side by side, each on its share of the CPU threads
+    (a generative system's seed is a unit; a baseline's seeds are one unit, since the later seeds refit the
+    first seed's choice). Every run seeds itself, so the entries do not depend on `jobs` or on the order.
+    """
+    if jobs < 1:
+        raise RunError(f"compare: jobs={jobs}; must be at least 1")
     out = Path(out)
     stored = read_json(out / REQUEST) if (out / REQUEST).exists() else None
     mine = {"dataset": request.dataset, "sets": list(request.sets)}
@@ -97,20 +106,62 @@ def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgre
     data = data if data is not None else load_dataset(request.dataset)
     write_json(out / REQUEST, {**mine, "systems": list(request.systems), "seeds": list(request.seeds)})
     failed: dict[str, str] = {}
-    for system in request.systems:
-        if progress:
-            progress(system, 0, len(request.seeds))
-        for n, seed in enumerate(request.seeds, 1):
-            try:
-                run_entry(out, request, system, seed, data, run_progress(system))
-            except (RunError, ValueError, RuntimeError, AssertionError, OSError) as e:
-                failed[system] = f"seed {seed}: {type(e).__name__}: {e}"
-                break
+    done = dict.fromkeys(request.systems, 0)
+    pending = list(units(request))
+    board = leaderboard(out, request, data, failed)
+
+    def finish(system: str, seeds: tuple[int, ...], error: str | None) -> dict:
+        if error:
+            failed.setdefault(system, error)
+        else:
+            done[system] += len(seeds)
             if progress:
-                progress(system, n, len(request.seeds))
+                progress(system, done[system], len(request.seeds))
         board = leaderboard(out, request, data, failed)
         write_leaderboard(out, board)
+        return board
+
+    def start(system: str) -> None:
+        if progress and done[system] == 0:
+            progress(system, 0, len(request.seeds))
+
+    if jobs == 1:
+        for system, seeds in pending:
+            if system not in failed:                     # a system stops at its first failed seed
+                start(system)
+                board = finish(system, seeds, run_unit(out, request, system, seeds, data, run_progress(system)))
+        return board
+    threads = max(1, torch.get_num_threads() // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        running: dict[Future, tuple[str, tuple[int, ...]]] = {}
+        while pending or running:
+            while pending and len(running) < jobs:       # submitted one by one, so a failure stops its system
+                system, seeds = pending.pop(0)
+                if system not in failed:
+                    start(system)
+                    running[pool.submit(run_unit, out, request, system, seeds, data)] = (system, seeds)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                board = finish(*running.pop(future), future.result())
     return board
+
+
+def units(request: CompareRequest) -> list[tuple[str, tuple[int, ...]]]:
+    """The pieces of work in the request's order: (generative system, (seed,)) per seed; (baseline, all seeds)."""
+    return [(system, request.seeds) if system in MODELS else (system, (seed,))
+            for system in request.systems for seed in (request.seeds[:1] if system in MODELS else request.seeds)]
+
+
+def run_unit(out: Path, request: CompareRequest, system: str, seeds: tuple[int, ...], data: InteractionData,
+             progress: RunProgress | None = None) -> str | None:
+    """Train (or read back) the entries of `system` for `seeds` in order; the first error as one line, else None."""
+    for seed in seeds:
+        try:
+            run_entry(out, request, system, seed, data, progress)
+        except (RunError, ValueError, RuntimeError, AssertionError, OSError) as e:
+            return f"seed {seed}: {type(e).__name__}: {e}"
+    return None
 
 
 def run_dir(out: Path, system: str, seed: int) -> Path:

@@ -55,6 +55,18 @@ def test_a_second_compare_skips_what_finished(finished, monkeypatch):
     assert compare(out, request) == board and calls == []
 
 
+def test_worker_processes_train_the_same_entries(finished, tmp_path):
+    """jobs=2 trains units in two spawned processes; every run seeds itself, so the entries match jobs=1's."""
+    out, request, _ = finished
+    board = compare(tmp_path, CompareRequest(DATASET, ("tiger", "ease"), (0, 1), SETS), jobs=2)
+    assert board["failed"] == {} and list(board["systems"]) == ["tiger", "ease"]
+    for name in ("tiger", "ease"):
+        for seed in (0, 1):
+            one, two = (json.loads((d / "runs" / f"{name}-seed{seed}" / "entry.json").read_text())
+                        for d in (out, tmp_path))
+            assert two["test"] == one["test"] and two["valid"] == one["valid"]
+
+
 def test_a_system_that_fails_is_reported_and_the_others_are_kept(tmp_path, monkeypatch, capsys):
     real = compare_module.train_run
 
@@ -79,6 +91,7 @@ def test_a_system_that_fails_is_reported_and_the_others_are_kept(tmp_path, monke
     (["--systems", "mmgrec", "--seeds", "0,x"], "--seeds '0,x': expected comma-separated integers"),
     (["--systems", "mmgrec", "--set", "training.epochs=abc"], "training.epochs='abc': expected an integer"),
     (["--systems", "tiger", "--set", "tokenizer.cf_dim=8"], "unknown option 'tokenizer.cf_dim'"),
+    (["--systems", "tiger", "--jobs", "0"], "--jobs 0: must be at least 1"),
 ])
 def test_bad_input_is_one_line_before_any_work(argv, message, tmp_path, capsys):
     assert main(["compare", "--dataset", DATASET, "--out", str(tmp_path / "c"), *argv]) == 2
