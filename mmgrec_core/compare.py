@@ -148,9 +148,10 @@ def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgre
 
 
 def units(request: CompareRequest) -> list[tuple[str, tuple[int, ...]]]:
-    """The pieces of work in the request's order: (generative system, (seed,)) per seed; (baseline, all seeds)."""
-    return [(system, request.seeds) if system in MODELS else (system, (seed,))
-            for system in request.systems for seed in (request.seeds[:1] if system in MODELS else request.seeds)]
+    """The pieces of work: (baseline, all its seeds) first, as they are the longest (a grid, then refits), so
+    that parallel workers end on short pieces; then (generative system, (seed,)) per seed, in the request's order."""
+    return [*((s, request.seeds) for s in request.systems if s in MODELS),
+            *((s, (seed,)) for s in request.generative for seed in request.seeds)]
 
 
 def run_unit(out: Path, request: CompareRequest, system: str, seeds: tuple[int, ...], data: InteractionData,
