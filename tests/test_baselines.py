@@ -162,3 +162,18 @@ def test_freedom_refuses_data_without_features():
     data = load_dataset("demo:items=50,users=40")
     with pytest.raises(ValueError, match="no item features; FREEDOM needs at least one modality"):
         make_baseline("freedom", **FAST).fit(dataclasses.replace(data, features={}))
+
+
+def test_sparse_matmul_backward_multiplies_by_the_transpose():
+    """The hand-written backward of the propagation (adj^T given once) gives autograd's gradient of dense adj @ x."""
+    from mmgrec_core.baselines import _transposed, sparse_matmul
+
+    gen = torch.Generator().manual_seed(0)
+    dense = torch.rand(5, 4, generator=gen) * (torch.rand(5, 4, generator=gen) > 0.5)       # not symmetric
+    adj = dense.to_sparse_csr()
+    x = torch.randn(4, 3, generator=gen, requires_grad=True)
+    grad = torch.randn(5, 3, generator=gen)
+    sparse_matmul(adj, x, _transposed(adj)).backward(grad)
+    assert torch.allclose(x.grad, dense.T @ grad)
+    y = x.detach().clone().requires_grad_()
+    assert torch.allclose(sparse_matmul(adj, y, _transposed(adj)), dense @ y)
