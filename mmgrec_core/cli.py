@@ -257,11 +257,20 @@ def _bars(bars: dict[str, tqdm], unit: str = "step", totals: dict[str, int] | No
 
 def _progress(bars: dict[str, tqdm], config=None):
     totals = {} if config is None else {"generator": config.training.epochs}
-    steps = getattr(config.tokenizer.options, "steps", 0) if config is not None else 0
-    if steps >= 100:                                        # RQ-VAE tokenizers report every 100 steps
-        totals["tokenizer"] = steps // 100
+    if config is not None and (reports := _tokenizer_reports(config)):
+        totals["tokenizer"] = reports
     report = _bars(bars, totals=totals)
     return lambda stage, step, info: report(stage)(step, info)
+
+
+def _tokenizer_reports(config) -> int | None:
+    """How many progress reports the tokenizer's fit makes (one per 100 steps), or None where that depends on the
+    data: late fusion fits one RQ-VAE per modality. BBQRec also reports its polish steps; RQ-VAEs do not."""
+    options, name = config.tokenizer.options, config.tokenizer.name
+    if name == "late_fusion":
+        return None
+    steps = getattr(options, "steps", 0) + (options.polish_steps if name == "bbqrec" else 0)
+    return steps // 100 or None
 
 
 def _close(bars: dict[str, tqdm]) -> None:

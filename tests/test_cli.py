@@ -67,3 +67,19 @@ def test_ctrl_c_during_train_says_how_to_resume_instead_of_a_traceback(tmp_path,
     monkeypatch.setattr(pipeline, "train_run", interrupted)
     assert main(["train", "--dataset", SPEC, "--out", str(tmp_path / "run")]) == 130
     assert f"train --resume {tmp_path / 'run'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("system", ["mmgrec", "tiger", "bbqrec"])
+def test_the_tokenizer_bar_total_counts_the_reports_its_fit_makes(system):
+    """The CLI's tokenizer bar ends at its total: BBQRec reports its polish steps too, the RQ-VAEs do not."""
+    from mmgrec_core.cli import _tokenizer_reports
+    from mmgrec_core.config import resolve
+    from mmgrec_core.data.loaders import load_dataset
+    from mmgrec_core.runs import make_run_tokenizer
+
+    config = resolve({"system": system, "dataset": "demo:items=100,users=120,seed=4"},
+                     ["tokenizer.steps=200", "tokenizer.polish_steps=100", "tokenizer.codebook_size=8"])
+    reports = []
+    make_run_tokenizer(config).fit(load_dataset(config.dataset), lambda step, info: reports.append(step),
+                                   collision=config.tokenizer.collision, seed=0)
+    assert len(reports) == _tokenizer_reports(config) == (3 if system == "bbqrec" else 2)
