@@ -264,13 +264,8 @@ def _progress(bars: dict[str, tqdm], config=None):
 
 
 def _tokenizer_reports(config) -> int | None:
-    """How many progress reports the tokenizer's fit makes (one per 100 steps), or None where that depends on the
-    data: late fusion fits one RQ-VAE per modality. BBQRec also reports its polish steps; RQ-VAEs do not."""
-    options, name = config.tokenizer.options, config.tokenizer.name
-    if name == "late_fusion":
-        return None
-    steps = getattr(options, "steps", 0) + (options.polish_steps if name == "bbqrec" else 0)
-    return steps // 100 or None
+    """How many progress reports the tokenizer's fit makes, as its options state it (None: not known ahead)."""
+    return getattr(config.tokenizer.options, "progress_reports", None)
 
 
 def _close(bars: dict[str, tqdm]) -> None:

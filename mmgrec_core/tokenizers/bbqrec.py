@@ -90,6 +90,11 @@ class BBQRecConfig(RQVAEConfig):
         check_positive(self, "user_batch", "temperature", "id_lr")
         check_positive(self, "commitment", "rec_weight", "mim_weight", allow_zero=True)
 
+    @property
+    def progress_reports(self) -> int | None:
+        """Progress calls of one fit: every 100 steps, the polish steps included."""
+        return (self.steps + self.polish_steps) // 100 or None
+
 
 # ---- pure pieces ---------------------------------------------------------------------------------------------
 

@@ -20,6 +20,11 @@ from .rqvae import RQVAEConfig, standardised_features, train_rqvae
 class LateFusionConfig(RQVAEConfig):
     separator: bool = False       # a reserved token (= codebook_size) between modalities' codes
 
+    @property
+    def progress_reports(self) -> None:
+        """One RQ-VAE per modality: the count depends on the data, so the bar has no total."""
+        return None
+
 
 class LateFusionTokenizer(Tokenizer):
     """Per-modality codes [I, M] side by side: [I, M x modalities (+ separators)]."""

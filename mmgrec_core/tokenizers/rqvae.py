@@ -112,6 +112,11 @@ class RQVAEConfig:
         check_positive(self, "hidden_dim", "latent_dim", "levels", "codebook_size", "lr", "batch_size")
         check_positive(self, "steps", "polish_steps", allow_zero=True)
 
+    @property
+    def progress_reports(self) -> int | None:
+        """Progress calls of one fit (every 100 steps; `settle`'s polish steps report none): the CLI bar's total."""
+        return self.steps // 100 or None
+
 
 def train_rqvae(x: torch.Tensor, config: RQVAEConfig, seed: int = 0, progress: Progress | None = None) -> RQVAE:
     """An RQ-VAE fitted to the rows of x [N, d]: `steps` steps, codebooks re-seeded on all latents, then
