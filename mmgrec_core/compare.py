@@ -9,16 +9,20 @@ with one leaderboard.
 
 The split is the dataset's own (a `demo:` world's seed is part of its spec); `--seeds` seed the models. Each
 baseline is tuned on validation with the first seed (its grid, `baselines.GRIDS`) and refitted with the setting
-it chose for the other seeds, so the spread is the seeds', not the grid's. A
-system whose `entry.json` exists is skipped, and an interrupted run continues as `train --resume` does, so the
-command resumes where it stopped. A system that fails is reported under "failed" in the leaderboard, with its
+it chose for the other seeds, so the spread is the seeds', not the grid's. Systems whose settings are the same
+but for their name (`mgr-ef` is TIGER's pipeline on all modalities) are trained once per seed: the later ones
+get a copy of the first one's run, renamed, and their entries say `same_run_as`. A system whose `entry.json`
+exists is skipped, and an interrupted run continues as `train --resume` does, so the command resumes where it
+stopped. A system that fails is reported under "failed" in the leaderboard, with its
 error, and the others still run; what finished is kept.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +42,7 @@ from .data.loaders import load_dataset
 from .evaluate import KS
 from .files import atomic_write_bytes, read_json, write_json
 from .pipeline import RunProgress, train_run
-from .rundir import CONFIG, RunDir
+from .rundir import CHECKPOINT, CONFIG, RunDir
 from .runs import Run, load_run
 from .systems import SYSTEMS
 from .tokenizers.late_fusion import segments
@@ -125,41 +129,58 @@ def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgre
         if progress and done[system] == 0:
             progress(system, 0, len(request.seeds))
 
+    def finish_unit(systems: tuple[str, ...], seeds: tuple[int, ...], error: str | None) -> dict:
+        for system in systems:
+            board = finish(system, seeds, error)
+        return board
+
     if jobs == 1:
-        for system, seeds in pending:
-            if system not in failed:                     # a system stops at its first failed seed
-                start(system)
-                board = finish(system, seeds, run_unit(out, request, system, seeds, data, run_progress(system)))
+        for systems, seeds in pending:
+            if systems[0] not in failed:                 # a system stops at its first failed seed
+                for system in systems:
+                    start(system)
+                board = finish_unit(systems, seeds, run_unit(out, request, systems, seeds, data,
+                                                             run_progress(systems[0])))
         return board
     threads = max(1, torch.get_num_threads() // jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-        running: dict[Future, tuple[str, tuple[int, ...]]] = {}
+        running: dict[Future, tuple[tuple[str, ...], tuple[int, ...]]] = {}
         while pending or running:
             while pending and len(running) < jobs:       # submitted one by one, so a failure stops its system
-                system, seeds = pending.pop(0)
-                if system not in failed:
-                    start(system)
-                    running[pool.submit(run_unit, out, request, system, seeds, data)] = (system, seeds)
+                systems, seeds = pending.pop(0)
+                if systems[0] not in failed:
+                    for system in systems:
+                        start(system)
+                    running[pool.submit(run_unit, out, request, systems, seeds, data)] = (systems, seeds)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                board = finish(*running.pop(future), future.result())
+                board = finish_unit(*running.pop(future), future.result())
     return board
 
 
-def units(request: CompareRequest) -> list[tuple[str, tuple[int, ...]]]:
-    """The pieces of work: (baseline, all its seeds) first, as they are the longest (a grid, then refits), so
-    that parallel workers end on short pieces; then (generative system, (seed,)) per seed, in the request's order."""
-    return [*((s, request.seeds) for s in request.systems if s in MODELS),
-            *((s, (seed,)) for s in request.generative for seed in request.seeds)]
+def units(request: CompareRequest) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+    """The pieces of work, (systems, seeds): each baseline with all its seeds first, as they are the longest (a
+    grid, then refits), so that parallel workers end on short pieces; then per seed the generative systems that
+    share one configuration but for their name (usually one system; tiger and mgr-ef are two), in the request's
+    order."""
+    same: dict[str, list[str]] = {}
+    for system in request.generative:
+        settings = {**request.config(system, request.seeds[0]).to_dict(), "system": None}
+        same.setdefault(json.dumps(settings, sort_keys=True), []).append(system)
+    return [*(((s,), request.seeds) for s in request.systems if s in MODELS),
+            *((tuple(systems), (seed,)) for systems in same.values() for seed in request.seeds)]
 
 
-def run_unit(out: Path, request: CompareRequest, system: str, seeds: tuple[int, ...], data: InteractionData,
-             progress: RunProgress | None = None) -> str | None:
-    """Train (or read back) the entries of `system` for `seeds` in order; the first error as one line, else None."""
+def run_unit(out: Path, request: CompareRequest, systems: tuple[str, ...], seeds: tuple[int, ...],
+             data: InteractionData, progress: RunProgress | None = None) -> str | None:
+    """Train (or read back) the entries of `systems[0]` for `seeds` in order, and copy each seed's run to the
+    other `systems` (the same configuration); the first error as one line, else None."""
     for seed in seeds:
         try:
-            run_entry(out, request, system, seed, data, progress)
+            run_entry(out, request, systems[0], seed, data, progress)
+            for twin in systems[1:]:
+                copy_entry(out, request, systems[0], twin, seed)
         except (RunError, ValueError, RuntimeError, AssertionError, OSError) as e:
             return f"seed {seed}: {type(e).__name__}: {e}"
     return None
@@ -198,6 +219,24 @@ def run_entry(out: Path, request: CompareRequest, system: str, seed: int, data: 
                  "ami": modality_ami(opened)}
     entry = {"system": system, "seed": seed, **entry}
     write_json(path / ENTRY, entry)
+    return entry
+
+
+def copy_entry(out: Path, request: CompareRequest, source: str, system: str, seed: int) -> dict:
+    """The entry of `system`, whose configuration is `source`'s but for the name: `source`'s finished run, copied
+    with config.json naming `system` (so the app opens it as that system), and its entry marked `same_run_as`.
+    Written beside the target and renamed into place, so an interruption leaves no half copy behind."""
+    path = run_dir(out, system, seed)
+    if (path / ENTRY).exists():
+        return read_json(path / ENTRY)
+    partial = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(run_dir(out, source, seed), partial, ignore=shutil.ignore_patterns(ENTRY, CHECKPOINT))
+    RunDir(partial).write_config(request.config(system, seed))
+    entry = {**read_json(run_dir(out, source, seed) / ENTRY), "system": system, "same_run_as": source}
+    write_json(partial / ENTRY, entry)
+    shutil.rmtree(path, ignore_errors=True)              # a run of this system an older version began
+    partial.rename(path)
     return entry
 
 

@@ -67,6 +67,24 @@ def test_worker_processes_train_the_same_entries(finished, tmp_path):
             assert two["test"] == one["test"] and two["valid"] == one["valid"]
 
 
+def test_systems_with_the_same_settings_train_once_and_each_get_the_run(tmp_path, monkeypatch):
+    """tiger and mgr-ef differ only in name: one training per seed, the second gets a renamed copy."""
+    from mmgrec_core.rundir import RunDir
+    from mmgrec_core.runs import load_run
+    trained = []
+    real = compare_module.train_run
+    monkeypatch.setattr(compare_module, "train_run", lambda path, *a, **k: trained.append(path) or real(path, *a, **k))
+    board = compare(tmp_path, CompareRequest(DATASET, ("tiger", "mgr-ef"), (0,), SETS))
+    assert [p.name for p in trained] == ["tiger-seed0"] and board["failed"] == {}
+    tiger, ef = (json.loads((tmp_path / "runs" / f"{s}-seed0" / "entry.json").read_text()) for s in ("tiger", "mgr-ef"))
+    assert ef["same_run_as"] == "tiger" and ef["system"] == "mgr-ef" and "same_run_as" not in tiger
+    assert ef["test"] == tiger["test"] and ef["ami"] == tiger["ami"]
+    copied = tmp_path / "runs" / "mgr-ef-seed0"
+    assert RunDir(copied).config().system == "mgr-ef" and RunDir(copied).finished
+    assert load_run(copied).table.tokens.shape[1] == board["systems"]["mgr-ef"]["rec_id_length"]
+    assert not list((tmp_path / "runs").glob(".*"))                                     # no partial copy left
+
+
 def test_a_system_that_fails_is_reported_and_the_others_are_kept(tmp_path, monkeypatch, capsys):
     real = compare_module.train_run
 
