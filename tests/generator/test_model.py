@@ -155,3 +155,20 @@ def test_cross_attention_of_grouped_beams_equals_the_gathered_path():
     order = torch.tensor([2, 0, 3, 1])                                      # the same rows, interleaved
     gathered = layer(x[order], memory, pad, torch.tensor([1, 0, 1, 0]))
     assert torch.allclose(grouped[order], gathered, atol=1e-5)
+
+
+def test_dropout_keeps_the_expected_share_scaled_and_repeats_under_a_seed():
+    from mmgrec_core.generator.attention import Dropout
+    drop = Dropout(0.2).train()
+    x = torch.ones(200, 500, requires_grad=True)
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.8) < 0.005                       # 100k draws: std 0.0013
+    assert torch.allclose(y[kept], torch.tensor(65536 / (65536 - 13107)))       # 1 / (1 - p), p = 13107 / 65536
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())                                      # the same mask, backwards
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)                                              # torch's seed repeats it
+    assert not torch.equal(drop(x), y)                                          # and the next call differs
+    assert drop.eval()(x) is x and Dropout(0.0).train()(x) is x
