@@ -22,6 +22,17 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
+def group_rows(rows: Tensor, groups: int) -> tuple[Tensor, int]:
+    """Where each row goes in a [groups, W] grid of its group: (place [R], the rank of each row among its group's
+    rows in order; W, the most rows a group has). `grid[rows, place]` then holds every row once, the rest padding.
+    rows int64 [R] in 0..groups-1, any order, at least one."""
+    order = rows.argsort(stable=True)
+    counts = torch.bincount(rows, minlength=groups)
+    place = torch.empty_like(rows)
+    place[order] = torch.arange(len(rows), device=rows.device) - (counts.cumsum(0) - counts)[rows[order]]
+    return place, int(counts.max())
+
+
 class RelationAwareSelfAttention(nn.Module):
     """Multi-head self-attention with an optional user-specific relation term (`relation=False`: plain MHA) and
     optional similarity-reweighted values (`sim_buckets` = K > 0, BBQRec §4.2, Eq. 17):
@@ -181,15 +192,11 @@ class DecoderLayer(nn.Module):
         b = len(k)
         if r == 0:
             return q
-        order = rows.argsort(stable=True)
-        counts = torch.bincount(rows, minlength=b)
-        slot = torch.empty_like(rows)                                   # rank of each row among its user's
-        slot[order] = torch.arange(r, device=rows.device) - (counts.cumsum(0) - counts)[rows[order]]
-        w = int(counts.max())
-        grid = q.new_zeros(b, w, h, t, dh).index_put((rows, slot), q)   # [B, W, H, t, d_h]
+        place, w = group_rows(rows, b)
+        grid = q.new_zeros(b, w, h, t, dh).index_put((rows, place), q)  # [B, W, H, t, d_h]
         y = F.scaled_dot_product_attention(grid.transpose(1, 2).reshape(b, h, w * t, dh), k, v,
                                            attn_mask=(~pad)[:, None, None, :])
-        return y.view(b, h, w, t, dh).transpose(1, 2)[rows, slot]
+        return y.view(b, h, w, t, dh).transpose(1, 2)[rows, place]
 
     def _split(self, x: Tensor) -> Tensor:
         """[R, n, D] -> [R, H, n, d_h]."""

@@ -172,3 +172,32 @@ def test_dropout_keeps_the_expected_share_scaled_and_repeats_under_a_seed():
     assert torch.equal(drop(x), y)                                              # torch's seed repeats it
     assert not torch.equal(drop(x), y)                                          # and the next call differs
     assert drop.eval()(x) is x and Dropout(0.0).train()(x) is x
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_the_root_level_from_per_user_parts_equals_the_per_row_logits_and_gradients(extreme):
+    """Training's root level (every target shares the children) forms the components' logits per user and the
+    normalisers as products; it equals `step_log_probs` per row, also where the products underflow float32."""
+    table = small_table()
+    model = make(vocab=table.trie.vocab)
+    if extreme:               # the components favour token 0 by 300 nats, the decoder state token 1: Z underflows
+        with torch.no_grad():
+            model.transition[0].zero_()[:, 0] = 300.0
+            model.token_bias[0].zero_()[1] = 300.0
+    history = torch.tensor([[2, 5, 0], [7, 1, 9], [4, 0, 0]])
+    rows = torch.tensor([2, 0, 0, 1, 2, 2, 0])                       # uneven and out of order
+    targets = torch.from_numpy(table.tokens[[1, 4, 8, 3, 20, 11, 29]])
+    memory, pad = model.encode(history)
+    items, comps = model.component_items(history), model.components(memory, 0)
+    hidden = model.decode(memory, pad, targets[:, :-1], rows)[:, 0]
+    children, _, mask = table.trie.children(0, torch.zeros(len(rows), dtype=torch.long))
+    slot = (children == targets[:, :1]).float().argmax(1)
+    fast = model._shared_target_log_q(hidden, 0, comps, items, rows, children[0], mask[0], None, slot)
+    slow = model.step_log_probs(hidden, 0, comps[rows], items[rows], children, mask)
+    slow = slow.gather(2, slot[:, None, None].expand(-1, comps.shape[1], 1))[..., 0]
+    assert fast.shape == (len(rows), 4) and torch.isfinite(fast).all()
+    assert torch.allclose(fast, slow, atol=1e-4)
+    params = [model.transition[0], model.tokens[0].weight, model.component[0].weight, model.prior.weight]
+    for a, b in zip(torch.autograd.grad(fast.sum(), params, retain_graph=True, allow_unused=True),
+                    torch.autograd.grad(slow.sum(), params, allow_unused=True)):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-4))
