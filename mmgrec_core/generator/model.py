@@ -347,7 +347,7 @@ class RecIDGenerator(nn.Module):
         it is formed, [B, M, C], a user's targets sharing it. Each row's normaliser
         log Z_j = log sum_c e^{base(r, c) + comp(u, j, c)} is then a product of the two exponentials per user (as
         `beam.mixture` computes it), each shifted by its maximum; a row where it underflows float32 is recomputed
-        in log space. On the demo world this takes a third of an MMGRec training step's time off.
+        in log space. On the demo world this takes a quarter off an MMGRec training step (110 -> 81 ms).
         """
         e = self.tokens[level](children)                                           # [C, D]
         base = hidden @ e.T + self.token_bias[level][children]                     # [n, C]
