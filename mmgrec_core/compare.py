@@ -13,8 +13,8 @@ it chose for the other seeds, so the spread is the seeds', not the grid's. Syste
 but for their name (`mgr-ef` is TIGER's pipeline on all modalities) are trained once per seed: the later ones
 get a copy of the first one's run, renamed, and their entries say `same_run_as`. A system whose `entry.json`
 exists is skipped, and an interrupted run continues as `train --resume` does, so the command resumes where it
-stopped. A system that fails is reported under "failed" in the leaderboard, with its
-error, and the others still run; what finished is kept.
+stopped. A system that fails is reported under "failed" in the leaderboard, with its error, and the others still
+run; what finished is kept.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def copy_entry(out: Path, request: CompareRequest, source: str, system: str, see
     RunDir(partial).write_config(request.config(system, seed))
     entry = {**read_json(run_dir(out, source, seed) / ENTRY), "system": system, "same_run_as": source}
     write_json(partial / ENTRY, entry)
-    shutil.rmtree(path, ignore_errors=True)              # a run of this system an older version began
+    shutil.rmtree(path, ignore_errors=True)              # an unfinished run of its own, from an older compare
     partial.rename(path)
     return entry
 
@@ -315,6 +315,8 @@ def leaderboard(out: Path, request: CompareRequest, data: InteractionData, faile
             row["collision_rate"] = _spread([e["collision_rate"] or 0.0 for e in entries])
             row["rec_id_length"] = first["rec_id_length"]
             row["ami"] = {pair: _spread([e["ami"][pair] for e in entries]) for pair in first.get("ami", {})}
+            if "same_run_as" in first:
+                row["same_run_as"] = first["same_run_as"]
         systems[system] = row
     return {"dataset": request.dataset, "counts": data.counts(), "seeds": list(request.seeds),
             "sets": list(request.sets), "protocol": "random per-user 80/10/10 split, full ranking over all items, "

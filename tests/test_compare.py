@@ -79,6 +79,7 @@ def test_systems_with_the_same_settings_train_once_and_each_get_the_run(tmp_path
     tiger, ef = (json.loads((tmp_path / "runs" / f"{s}-seed0" / "entry.json").read_text()) for s in ("tiger", "mgr-ef"))
     assert ef["same_run_as"] == "tiger" and ef["system"] == "mgr-ef" and "same_run_as" not in tiger
     assert ef["test"] == tiger["test"] and ef["ami"] == tiger["ami"]
+    assert board["systems"]["mgr-ef"]["same_run_as"] == "tiger" and "same_run_as" not in board["systems"]["tiger"]
     copied = tmp_path / "runs" / "mgr-ef-seed0"
     assert RunDir(copied).config().system == "mgr-ef" and RunDir(copied).finished
     assert load_run(copied).table.tokens.shape[1] == board["systems"]["mgr-ef"]["rec_id_length"]

@@ -49,6 +49,10 @@ for name, row in board["systems"].items():
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 st.caption("Test split, mean ± sample standard deviation over the model seeds; the split is the same for all. "
            "ms / user: top-20 for 256 test users, seen items excluded.")
+for name, row in board["systems"].items():
+    if row.get("same_run_as"):
+        st.caption(f"{state.plain(name, 40)} has the same settings as {state.plain(row['same_run_as'], 40)} but for "
+                   "its name, so its runs are copies of those.")
 for name, why in board.get("failed", {}).items():
     st.error(f"{state.plain(name, 40)} failed: {state.plain(why, 300)}; run the same compare command again to "
              "retry it.")
