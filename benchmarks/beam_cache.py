@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from worktree import checked_out  # benchmarks/ is the folder of this script, so on sys.path
 
 from mmgrec_core.generator.attention import DecoderLayer
 from mmgrec_core.runs import load_run
@@ -74,19 +75,12 @@ torch.save({"seconds": statistics.median(times), "items": items, "code": mmgrec_
 
 def _time_commit(commit: str, run: str, users: int, repeats: int) -> tuple[float, torch.Tensor]:
     """Median seconds and top-10 of `commit`'s beam search, in a subprocess on a temporary worktree."""
-    repo = Path(__file__).resolve().parent.parent
-    with tempfile.TemporaryDirectory(prefix="mmgrec-before-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), commit], check=True,
-                       stdout=subprocess.DEVNULL)
-        try:
-            out = Path(tmp) / "out.pt"
-            subprocess.run([sys.executable, "-c", _SNIPPET, str(Path(run).resolve()), str(users), str(repeats),
-                            str(out)], check=True, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})
-            result = torch.load(out, weights_only=True)
-            assert Path(result["code"]).is_relative_to(tree), f"timed {result['code']}, not the worktree's code"
-        finally:
-            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=False)
+    with checked_out(commit) as tree, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.pt"
+        subprocess.run([sys.executable, "-c", _SNIPPET, str(Path(run).resolve()), str(users), str(repeats),
+                        str(out)], check=True, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})
+        result = torch.load(out, weights_only=True)
+        assert Path(result["code"]).is_relative_to(tree), f"timed {result['code']}, not the worktree's code"
     return result["seconds"], result["items"]
 
 

@@ -13,6 +13,7 @@ CSV has the median epoch seconds, ms per step and the ratio. The compare runs me
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -20,11 +21,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import pandas as pd
+from worktree import checked_out  # benchmarks/ is the folder of this script, so on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def child(dataset: str, systems: list[str]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = load_dataset(dataset)
-    steps_per_epoch = lambda cfg: math.ceil(len(np.unique(data.pairs("train")[0])) / cfg.batch_size)  # noqa: E731
+    users = len(np.unique(data.pairs("train")[0]))
     out = {}
     for system in systems:
         config = resolve({"dataset": dataset, "system": system, "baselines": []},
@@ -56,7 +57,7 @@ def child(dataset: str, systems: list[str]) -> None:
         model = build_generator(config, {"items": generator_inputs(tokenizer, data).float().cpu()}, table)
         training = dataclasses.replace(config.training, epochs=1, valid_users=1, align_epochs=0)
         rows = fit_generator(model, data, table, training, config.decoding, config.seed)
-        out[system] = [rows[-1]["seconds"], steps_per_epoch(training)]
+        out[system] = [rows[-1]["seconds"], math.ceil(users / training.batch_size)]
     print(json.dumps(out))
 
 
@@ -70,7 +71,7 @@ def timed(code: Path, dataset: str, systems: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", required=False, help="an older commit to time in the same session")
+    ap.add_argument("--before", help="an older commit to time in the same session")
     ap.add_argument("--dataset", default="demo")
     ap.add_argument("--systems", default="mmgrec,tiger,mgr-lf,bbqrec")
     ap.add_argument("--repeats", type=int, default=2)
@@ -81,21 +82,12 @@ def main() -> None:
     if args.child:
         child(args.dataset, systems)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        codes = {"this": REPO}
-        if args.before:
-            codes["before"] = Path(tmp) / "before"
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(codes["before"]),
-                            args.before], check=True, capture_output=True)
-        try:
-            runs = {name: [] for name in codes}
-            for _ in range(args.repeats):
-                for name, code in codes.items():
-                    runs[name].append(timed(code, args.dataset, systems))
-        finally:
-            if args.before:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(codes["before"])],
-                               check=False, capture_output=True)
+    with checked_out(args.before) if args.before else contextlib.nullcontext() as before:
+        codes = {"this": REPO, **({"before": before} if args.before else {})}
+        runs = {name: [] for name in codes}
+        for _ in range(args.repeats):
+            for name, code in codes.items():
+                runs[name].append(timed(code, args.dataset, systems))
     rows = []
     for system in systems:
         row = {"dataset": args.dataset, "system": system, "steps": runs["this"][0][system][1]}

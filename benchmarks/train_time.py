@@ -12,6 +12,7 @@ test NDCG@10 / Recall@20.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from worktree import checked_out  # benchmarks/ is the folder of this script, so on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,22 +47,13 @@ def main() -> None:
     ap.add_argument("--before", help="a commit to time beside this checkout (checked out in a temporary worktree)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    codes = {"this checkout": REPO}
-    worktree = None
-    if args.before:
-        worktree = Path(tempfile.mkdtemp(prefix="mmgrec-before-"))
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.before],
-                       check=True, stdout=subprocess.DEVNULL)
-        codes = {f"commit {args.before}": worktree, **codes}
     rows = []
-    try:
-        for label, code in codes.items():
+    with checked_out(args.before) if args.before else contextlib.nullcontext() as worktree:
+        codes = {f"commit {args.before}": worktree} if args.before else {}
+        for label, code in {**codes, "this checkout": REPO}.items():
             rows.append({"code": label, "dataset": args.dataset, "threads": args.threads,
                          **timed_train(code, args.dataset, args.threads)})
             print(rows[-1], flush=True)
-    finally:
-        if worktree is not None:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
     frame = pd.DataFrame(rows)
     if len(rows) == 2:
         frame["speedup_vs_before"] = round(frame["wall_s"].iloc[0] / frame["wall_s"], 2)

@@ -125,9 +125,10 @@ def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgre
         write_leaderboard(out, board)
         return board
 
-    def start(system: str) -> None:
-        if progress and done[system] == 0:
-            progress(system, 0, len(request.seeds))
+    def start(systems: tuple[str, ...]) -> None:
+        for system in systems:
+            if progress and done[system] == 0:
+                progress(system, 0, len(request.seeds))
 
     def finish_unit(systems: tuple[str, ...], seeds: tuple[int, ...], error: str | None) -> dict:
         for system in systems:
@@ -137,8 +138,7 @@ def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgre
     if jobs == 1:
         for systems, seeds in pending:
             if systems[0] not in failed:                 # a system stops at its first failed seed
-                for system in systems:
-                    start(system)
+                start(systems)
                 board = finish_unit(systems, seeds, run_unit(out, request, systems, seeds, data,
                                                              run_progress(systems[0])))
         return board
@@ -150,8 +150,7 @@ def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgre
             while pending and len(running) < jobs:       # submitted one by one, so a failure stops its system
                 systems, seeds = pending.pop(0)
                 if systems[0] not in failed:
-                    for system in systems:
-                        start(system)
+                    start(systems)
                     running[pool.submit(run_unit, out, request, systems, seeds, data)] = (systems, seeds)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -178,9 +177,9 @@ def run_unit(out: Path, request: CompareRequest, systems: tuple[str, ...], seeds
     other `systems` (the same configuration); the first error as one line, else None."""
     for seed in seeds:
         try:
-            run_entry(out, request, systems[0], seed, data, progress)
+            entry = run_entry(out, request, systems[0], seed, data, progress)
             for twin in systems[1:]:
-                copy_entry(out, request, systems[0], twin, seed)
+                copy_entry(out, request, entry, twin)
         except (RunError, ValueError, RuntimeError, AssertionError, OSError) as e:
             return f"seed {seed}: {type(e).__name__}: {e}"
     return None
@@ -222,18 +221,20 @@ def run_entry(out: Path, request: CompareRequest, system: str, seed: int, data: 
     return entry
 
 
-def copy_entry(out: Path, request: CompareRequest, source: str, system: str, seed: int) -> dict:
-    """The entry of `system`, whose configuration is `source`'s but for the name: `source`'s finished run, copied
-    with config.json naming `system` (so the app opens it as that system), and its entry marked `same_run_as`.
-    Written beside the target and renamed into place, so an interruption leaves no half copy behind."""
+def copy_entry(out: Path, request: CompareRequest, source: dict, system: str) -> dict:
+    """The entry of `system`, whose configuration is that of the `source` entry's system but for the name: the
+    source's finished run, copied with config.json naming `system` (so the app opens it as that system), and its
+    entry marked `same_run_as`. Written beside the target and renamed into place, so an interruption leaves no
+    half copy behind."""
+    seed = source["seed"]
     path = run_dir(out, system, seed)
     if (path / ENTRY).exists():
         return read_json(path / ENTRY)
     partial = path.with_name(f".{path.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(run_dir(out, source, seed), partial, ignore=shutil.ignore_patterns(ENTRY, CHECKPOINT))
+    shutil.copytree(run_dir(out, source["system"], seed), partial, ignore=shutil.ignore_patterns(ENTRY, CHECKPOINT))
     RunDir(partial).write_config(request.config(system, seed))
-    entry = {**read_json(run_dir(out, source, seed) / ENTRY), "system": system, "same_run_as": source}
+    entry = {**source, "system": system, "same_run_as": source["system"]}
     write_json(partial / ENTRY, entry)
     shutil.rmtree(path, ignore_errors=True)              # an unfinished run of its own, from an older compare
     partial.rename(path)
