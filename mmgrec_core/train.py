@@ -110,7 +110,9 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
     use_amp = device.type == "cuda"
     step_loss = model.loss
     if world.size > 1:
-        step_loss = torch.nn.parallel.DistributedDataParallel(_Loss(model))
+        # a level where none of a rank's targets has a choice is not scored (`decode_log_likelihood`): its
+        # parameters may go unused on some ranks and steps
+        step_loss = torch.nn.parallel.DistributedDataParallel(_Loss(model), find_unused_parameters=True)
     stop = bool(rows) and stopper.should_stop
     for epoch in range(start_epoch, cfg.epochs + 1):
         if stop:

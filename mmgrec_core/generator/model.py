@@ -319,23 +319,38 @@ class RecIDGenerator(nn.Module):
                               targets: Tensor, parents: Tensor, trie, levels: range | None = None, mass=None) -> Tensor:
         """`log_likelihood` from an encoded memory [B, M, D] (items [B, M] behind its components; None: no
         history items, as in the modality alignment), counting the tokens at `levels` only (default: all):
-        log sum_j pi_j prod_{d in levels} q_j(c_d | prefix) [n]."""
+        log sum_j pi_j prod_{d in levels} q_j(c_d | prefix) [n].
+
+        A token whose prefix has one valid child has q_j = 1 for every component: it adds exactly 0 and no
+        gradient, so only the rows of a level that have a choice are scored, and the decoder runs only up to the
+        last such level. Late-fusion and BBQRec Rec-IDs are 10-13 tokens of which about 4 ever branch.
+        """
         alone = items is None                    # Rec-IDs alone (the modality alignment): no user, no evidence
-        hidden = self.decode(memory, pad, targets[:, :-1], rows)                   # [n, T, D]
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
         if items is None:
             items = torch.zeros(len(memory), log_w.shape[1], dtype=torch.long, device=memory.device)
+        scored = []                                            # (level, its children, the rows with a choice)
         for d in (range(self.depth) if levels is None else levels):
             children, child, mask = trie.children(d, parents[:, d])
-            evidence = self.evidence(d, mass, rows, child) if self.config.cooccurrence and not alone else None
-            slot = (children == targets[:, d, None]).float().argmax(1)              # the target among them
+            choice = mask.sum(1) > 1
+            if bool(choice.any()):
+                scored.append((d, children, child, mask, None if bool(choice.all()) else choice.nonzero()[:, 0]))
+        if not scored:
+            return log_w.logsumexp(1)
+        hidden = self.decode(memory, pad, targets[:, :scored[-1][0]], rows)        # [n, last + 1, D]
+        for d, children, child, mask, keep in scored:
+            h, r, target = hidden[:, d], rows, targets[:, d]
+            if keep is not None:
+                h, r, target, children, child, mask = (x[keep] for x in (h, r, target, children, child, mask))
+            evidence = self.evidence(d, mass, r, child) if self.config.cooccurrence and not alone else None
+            slot = (children == target[:, None]).float().argmax(1)                   # the target among them
             components = self.components(memory, d)                                 # [B, M, D]
             if self.config.mixture and _shared(children, mask):
-                log_w = log_w + self._shared_target_log_q(hidden[:, d], d, components, items, rows, children[0],
-                                                          mask[0], evidence, slot)
+                logq = self._shared_target_log_q(h, d, components, items, r, children[0], mask[0], evidence, slot)
             else:
-                logq = self.step_log_probs(hidden[:, d], d, components[rows], items[rows], children, mask, evidence)
-                log_w = log_w + logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
+                logq = self.step_log_probs(h, d, components[r], items[r], children, mask, evidence)
+                logq = logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
+            log_w = log_w + logq if keep is None else log_w.index_add(0, keep, logq)
         return log_w.logsumexp(1)
 
     def _shared_target_log_q(self, hidden: Tensor, level: int, components: Tensor, items: Tensor, rows: Tensor,

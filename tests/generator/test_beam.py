@@ -132,3 +132,31 @@ def test_the_factorised_mixture_equals_it_in_log_space_also_where_float32_underf
     assert torch.isneginf(cand[~valid]).all()
     assert torch.allclose(cand[valid].double(), expected[valid], atol=1e-4, rtol=1e-6)
     assert torch.allclose(log_z[alive].double(), expected_z[alive], atol=1e-3, rtol=1e-6)
+
+
+def test_beams_whose_prefixes_hold_one_item_stop_early_with_the_exact_answer(world):
+    """Late-fusion-like Rec-IDs: three code levels, four tokens that follow from them, the collision token. Once
+    every beam's prefix covers one item the rest is forced, so the search stops decoding, and it still returns
+    exactly what scoring every item does, with one step per level."""
+    data, _, _, seen, users, history, _ = world
+    distinct = np.random.default_rng(3).choice(125, data.num_items, replace=False)     # no collisions
+    codes = np.stack([distinct // 25, distinct // 5 % 5, distinct % 5], 1)
+    forced = np.stack([(codes @ np.array([1, 2, 3]) * k) % 7 for k in range(1, 5)], 1)
+    table = RecIDTable(np.hstack([codes, forced]), data.popularity, data.item_table["name"].tolist(),
+                       codebook_size=7)
+    torch.manual_seed(1)
+    model = RecIDGenerator(GeneratorConfig(dim=16, heads=2), torch.randn(data.num_items, 8), table.trie.vocab).eval()
+    mass = CoOccurrence(seen).node_mass(history, users, table.trie)
+    calls = []
+    decode_next = model.decode_next
+    model.decode_next = lambda *args: calls.append(1) or decode_next(*args)
+    result = beam_search(model, history, table.trie, k=5, beam=5, seen=seen, users=users, mass=mass,
+                         return_steps=True)
+    assert len(calls) == 3 and len(result.steps) == table.levels + 1           # stopped, every step shown
+    final = result.steps[-1].tokens[:, :5]
+    assert [[table.item_of(tuple(t)) for t in row] for row in final.tolist()] == result.items.tolist()
+    assert torch.equal(result.steps[-1].scores[:, :5], result.scores)
+    wide = beam_search(model, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users, mass=mass)
+    exact = exact_top_k(model, table, seen, users, history, 10, mass)
+    assert torch.equal(wide.items, exact.indices)
+    assert torch.allclose(wide.scores, exact.values, atol=1e-4)

@@ -201,3 +201,61 @@ def test_the_root_level_from_per_user_parts_equals_the_per_row_logits_and_gradie
     for a, b in zip(torch.autograd.grad(fast.sum(), params, retain_graph=True, allow_unused=True),
                     torch.autograd.grad(slow.sum(), params, allow_unused=True)):
         assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-4))
+
+
+def long_table(n=40):
+    """Rec-IDs of 7 tokens like late fusion's: two free code levels, four tokens their function (forced), and the
+    collision token p, which branches only where two items share the codes."""
+    codes = np.random.default_rng(1).integers(0, 4, (n, 2))
+    forced = np.stack([(codes[:, 0] * 4 + codes[:, 1] * k) % 5 for k in range(1, 5)], 1)
+    return RecIDTable(np.hstack([codes, forced]), np.arange(n), [str(i) for i in range(n)], codebook_size=5)
+
+
+def every_level(model, history, rows, targets, parents, trie, mass):
+    """log p(target) scoring every level, the forced ones too (what `decode_log_likelihood` computed before)."""
+    memory, pad = model.encode(history)
+    items, hidden = model.component_items(history), model.decode(memory, pad, targets[:, :-1], rows)
+    log_w = model.log_prior(memory, pad)[rows]
+    for d in range(trie.depth):
+        children, child, mask = trie.children(d, parents[:, d])
+        evidence = model.evidence(d, mass, rows, child) if model.config.cooccurrence else None
+        logq = model.step_log_probs(hidden[:, d], d, model.components(memory, d)[rows], items[rows], children, mask,
+                                    evidence)
+        slot = (children == targets[:, d, None]).float().argmax(1)
+        log_w = log_w + logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
+    return log_w.logsumexp(1)
+
+
+@pytest.mark.parametrize("mixture, cooccurrence", [(True, True), (True, False), (False, False)])
+def test_levels_without_a_choice_are_skipped_without_changing_the_likelihood_or_its_gradients(mixture, cooccurrence):
+    from mmgrec_core.data.loaders import load_dataset
+    from mmgrec_core.data.sampling import UserItems
+    from mmgrec_core.generator.cooccurrence import CoOccurrence
+    table = long_table()
+    trie = table.trie
+    torch.manual_seed(0)
+    config = GeneratorConfig(dim=16, heads=2, mixture=mixture, cooccurrence=cooccurrence)
+    model = RecIDGenerator(config, torch.randn(40, 8), trie.vocab).eval()
+    with torch.no_grad():
+        for t in model.transition:
+            t.normal_()
+    history = torch.tensor([[2, 5, 0], [7, 1, 9], [4, 0, 0]])
+    users = torch.tensor([0, 1, 2])
+    mass = None
+    if cooccurrence:
+        data = load_dataset("demo:items=40,users=30,seed=1")
+        mass = CoOccurrence(UserItems(data)).node_mass(history, users, trie)
+    targets_of = torch.arange(40)
+    rows = torch.arange(3).repeat_interleave(40)
+    targets = torch.from_numpy(table.tokens)[targets_of.repeat(3)]
+    parents = trie.item_paths()[targets_of.repeat(3)]
+    branching = [int((trie.children(d, parents[:, d])[2].sum(1) > 1).sum()) for d in range(trie.depth)]
+    assert branching[2:6] == [0, 0, 0, 0] and 0 < branching[6] < len(rows)       # forced levels, then some p
+    fast = model.log_likelihood(history, rows, targets, parents, trie, mass)
+    slow = every_level(model, history, rows, targets, parents, trie, mass)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for a, b in zip(torch.autograd.grad(fast.sum(), params, allow_unused=True),
+                    torch.autograd.grad(slow.sum(), params, allow_unused=True)):
+        a = torch.zeros_like(b) if a is None and b is not None else a     # skipped levels: no graph, gradient 0
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-5))
