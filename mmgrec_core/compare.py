@@ -6,15 +6,17 @@ with one leaderboard.
     DIR/runs/<model>-seed<s>/entry.json a baseline's metrics per seed (the model itself is not kept)
     .../entry.json                      what the leaderboard reads from each run, written when it finishes
     DIR/leaderboard.json, .csv, .html   mean and standard deviation over seeds, a plotly figure
+    DIR/fits/rqvae-<key>.npy            per-modality RQ-VAE codes, fitted once for every run that needs them
 
 The split is the dataset's own (a `demo:` world's seed is part of its spec); `--seeds` seed the models. Each
 baseline is tuned on validation with the first seed (its grid, `baselines.GRIDS`) and refitted with the setting
 it chose for the other seeds, so the spread is the seeds', not the grid's. Systems whose settings are the same
 but for their name (`mgr-ef` is TIGER's pipeline on all modalities) are trained once per seed: the later ones
-get a copy of the first one's run, renamed, and their entries say `same_run_as`. A system whose `entry.json`
-exists is skipped, and an interrupted run continues as `train --resume` does, so the command resumes where it
-stopped. A system that fails is reported under "failed" in the leaderboard, with its error, and the others still
-run; what finished is kept.
+get a copy of the first one's run, renamed, and their entries say `same_run_as`. Late fusion, LF++ and TIGER's
+AMI diagnostic fit the same per-modality RQ-VAEs (same features, options, seed): each is fitted once. A system
+whose `entry.json` exists is skipped, and an interrupted run continues as `train --resume` does, so the command
+resumes where it stopped. A system that fails is reported under "failed" in the leaderboard, with its error,
+and the others still run; what finished is kept.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ from .rundir import CHECKPOINT, CONFIG, RunDir
 from .runs import Run, load_run
 from .systems import SYSTEMS
 from .tokenizers.late_fusion import segments
-from .tokenizers.rqvae import standardised_features, train_rqvae
+from .tokenizers.rqvae import modality_codes, shared_fits
 
-REQUEST, ENTRY = "compare.json", "entry.json"
+REQUEST, ENTRY, FITS = "compare.json", "entry.json", "fits"
 LEADERBOARD, TABLE, FIGURE = "leaderboard.json", "leaderboard.csv", "leaderboard.html"
 METRICS = tuple(f"{m}@{k}" for k in KS for m in ("recall", "ndcg"))
 INFERENCE_USERS = 256          # users timed per run (top-20, seen items excluded)
@@ -174,14 +176,16 @@ def units(request: CompareRequest) -> list[tuple[tuple[str, ...], tuple[int, ...
 def run_unit(out: Path, request: CompareRequest, systems: tuple[str, ...], seeds: tuple[int, ...],
              data: InteractionData, progress: RunProgress | None = None) -> str | None:
     """Train (or read back) the entries of `systems[0]` for `seeds` in order, and copy each seed's run to the
-    other `systems` (the same configuration); the first error as one line, else None."""
-    for seed in seeds:
-        try:
-            entry = run_entry(out, request, systems[0], seed, data, progress)
-            for twin in systems[1:]:
-                copy_entry(out, request, entry, twin)
-        except (RunError, ValueError, RuntimeError, AssertionError, OSError) as e:
-            return f"seed {seed}: {type(e).__name__}: {e}"
+    other `systems` (the same configuration); the first error as one line, else None. Per-modality RQ-VAE fits
+    are shared through `out/fits` (`rqvae.shared_fits`)."""
+    with shared_fits(out / FITS):
+        for seed in seeds:
+            try:
+                entry = run_entry(out, request, systems[0], seed, data, progress)
+                for twin in systems[1:]:
+                    copy_entry(out, request, entry, twin)
+            except (RunError, ValueError, RuntimeError, AssertionError, OSError) as e:
+                return f"seed {seed}: {type(e).__name__}: {e}"
     return None
 
 
@@ -279,8 +283,7 @@ def modality_ami(run: Run) -> dict[str, float]:
     elif name == "rqvae" and len(names) > 1:
         parts = {"fused": tokens[:, 0]}
         for k, m in enumerate(names):
-            x = torch.from_numpy(standardised_features(run.data, [m]))
-            parts[m] = train_rqvae(x, options, run.config.seed + k).encode(x).cpu().numpy()[:, 0]
+            parts[m] = modality_codes(run.data, m, options, run.config.seed + k)[:, 0]
     else:
         return {}
     keys = list(parts)

@@ -86,6 +86,20 @@ def test_systems_with_the_same_settings_train_once_and_each_get_the_run(tmp_path
     assert not list((tmp_path / "runs").glob(".*"))                                     # no partial copy left
 
 
+def test_per_modality_rqvae_fits_are_made_once_for_every_run_that_needs_them(tmp_path, monkeypatch):
+    """TIGER's AMI diagnostic and MGR-LF's tokenizer fit the same per-modality RQ-VAEs (same seed): once each."""
+    from mmgrec_core.tokenizers import rqvae
+    fits = []
+    real = rqvae.train_rqvae
+    monkeypatch.setattr(rqvae, "train_rqvae", lambda x, *a, **k: fits.append(x.shape) or real(x, *a, **k))
+    board = compare(tmp_path, CompareRequest(DATASET, ("tiger", "mgr-lf"), (0,), SETS))
+    assert board["failed"] == {}
+    assert len(fits) == 1 + 3                          # tiger's fused RQ-VAE, then each of the 3 modalities once
+    assert len(list((tmp_path / "fits").glob("rqvae-*.npy"))) == 3 and not rqvae._SHARED_FITS
+    tiger, lf = (board["systems"][s]["ami"] for s in ("tiger", "mgr-lf"))
+    assert {k: v for k, v in tiger.items() if not k.startswith("fused")} == lf
+
+
 def test_a_system_that_fails_is_reported_and_the_others_are_kept(tmp_path, monkeypatch, capsys):
     real = compare_module.train_run
 

@@ -7,13 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..data.dataset import InteractionData
-from ..runtime import default_device
 from ..training import Progress
 from .base import Tokenizer
-from .rqvae import RQVAEConfig, standardised_features, train_rqvae
+from .rqvae import RQVAEConfig, modality_codes
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,7 @@ class LateFusionTokenizer(Tokenizer):
         for k, name in enumerate(data.features):
             if blocks and self.config.separator:      # reserved token = codebook_size, never a codeword
                 blocks.append(np.full((data.num_items, 1), self.config.codebook_size))
-            x = torch.from_numpy(standardised_features(data, [name])).to(default_device())
-            blocks.append(train_rqvae(x, self.config, self.seed + k, progress).encode(x).cpu().numpy())
+            blocks.append(modality_codes(data, name, self.config, self.seed + k, progress))
         return np.concatenate(blocks, 1)
 
 

@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import io
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,6 +17,7 @@ from torch import nn
 
 from ..checks import check_positive
 from ..data.dataset import InteractionData
+from ..files import atomic_write_bytes
 from ..quantize import ResidualQuantizer
 from ..runtime import default_device, seed_everything
 from ..training import Progress
@@ -134,6 +141,44 @@ def train_rqvae(x: torch.Tensor, config: RQVAEConfig, seed: int = 0, progress: P
             progress(step, {"rqvae": loss})
     rq.settle(x, opt, cfg.polish_steps, cfg.batch_size, gen)
     return rq
+
+
+_SHARED_FITS: list[Path] = []          # the directory `shared_fits` set, innermost last
+
+
+@contextlib.contextmanager
+def shared_fits(directory: str | Path) -> Iterator[None]:
+    """Within this block `modality_codes` keeps each fit's codes in `directory` and reads them back.
+
+    A comparison fits the same per-modality RQ-VAEs (same features, options and seed) for late fusion, LF++ and
+    the early-fusion AMI diagnostic; `compare` shares them between its runs and worker processes this way.
+    """
+    _SHARED_FITS.append(Path(directory))
+    try:
+        yield
+    finally:
+        _SHARED_FITS.pop()
+
+
+def modality_codes(data: InteractionData, name: str, config: RQVAEConfig, seed: int,
+                   progress: Progress | None = None) -> np.ndarray:
+    """Codes int64 [I, L] of an RQ-VAE fitted to modality `name` alone (standardised), as late fusion's Rec-IDs
+    and the early-fusion AMI diagnostic need them. Inside `shared_fits`, a fit with the same features, RQ-VAE
+    options, seed and device is read back instead of repeated (it would give the same codes)."""
+    x = torch.from_numpy(standardised_features(data, [name])).to(default_device())
+    path = None
+    if _SHARED_FITS:
+        options = {f.name: getattr(config, f.name) for f in dataclasses.fields(RQVAEConfig)}
+        key = hashlib.sha256(repr((options, seed, x.device.type)).encode() + x.cpu().numpy().tobytes())
+        path = _SHARED_FITS[-1] / f"rqvae-{key.hexdigest()[:32]}.npy"
+        if path.exists():
+            return np.load(path)
+    codes = train_rqvae(x, config, seed, progress).encode(x).cpu().numpy()
+    if path is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, codes)
+        atomic_write_bytes(path, buffer.getvalue())
+    return codes
 
 
 class RQVAETokenizer(Tokenizer, Persistable, Explainable, HasRepresentations):
