@@ -102,7 +102,7 @@ def fit_generator(model: RecIDGenerator, data: InteractionData, table: RecIDTabl
         stopper.load_state_dict(state["stopper"])
         rows, start_epoch = state["history"], state["epoch"] + 1
     elif cfg.align_epochs:               # before the first checkpoint: a crash here re-runs it, seeded, identically
-        rows = align_modalities(model, trie, tokens, paths, segments or [], cfg, seed)
+        rows = align_modalities(model, tokens, segments or [], cfg, seed)
         opt = _optimizer(model, cfg)     # the task starts afresh from the aligned weights, as in the paper
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps_per_epoch * cfg.epochs))
     recommender = MMGRec(model, table, seen, beam=decoding.beam)    # validation's; its co-occurrences train too
@@ -195,15 +195,15 @@ def choose_network_weight(recommender: MMGRec, data: InteractionData) -> dict:
             "seconds": round(time.perf_counter() - start, 2)}
 
 
-def align_modalities(model: RecIDGenerator, trie, tokens: torch.Tensor, paths: torch.Tensor, segments: list[range],
-                     cfg: TrainingConfig, seed: int, batch_items: int = 64) -> list[dict]:
+def align_modalities(model: RecIDGenerator, tokens: torch.Tensor, segments: list[range], cfg: TrainingConfig,
+                     seed: int, batch_items: int = 64) -> list[dict]:
     """MGR-LF++'s contrastive modality alignment (Zhu et al., §3.3): before the recommendation task the generator
     learns, from Rec-IDs alone, to produce one modality's codes given another's, for every ordered pair.
 
     The source segment's tokens enter the encoder as one position each (their token embeddings, tied with the
-    decoder's); the item's whole Rec-ID is decoded with teacher forcing and the loss counts the target segment's
-    levels only. No history, no content vector, no interaction enters, as the paper requires. `cfg.align_epochs`
-    passes over all items, seeded; returns one row per epoch (stage "align").
+    decoder's); the target segment's codes are generated alone, as the paper's "Target: <txt-1-214><txt-2-250>"
+    (`RecIDGenerator.segment_log_likelihood`). No history, no content vector, no interaction enters, as the paper
+    requires. `cfg.align_epochs` passes over all items, seeded; returns one row per epoch (stage "align").
     """
     if len(segments) < 2:
         raise ValueError("training.align_epochs needs a Rec-ID of two or more modality segments "
@@ -217,7 +217,6 @@ def align_modalities(model: RecIDGenerator, trie, tokens: torch.Tensor, paths: t
     steps = math.ceil(n_items / batch_items)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg, steps * cfg.align_epochs))
     pairs = [(a, b) for a in segments for b in segments if a != b]
-    f = model.item_vectors.shape[1]
     rows = []
     for epoch in range(1, cfg.align_epochs + 1):
         tic = time.perf_counter()
@@ -226,15 +225,9 @@ def align_modalities(model: RecIDGenerator, trie, tokens: torch.Tensor, paths: t
         model.train()
         total = 0.0
         for batch in torch.randperm(n_items, generator=gen).to(device).split(batch_items):
-            ids, loss = tokens[batch], 0.0                                  # [B, T]
-            for source, target in pairs:
-                x = torch.stack([model.tokens[d](ids[:, d]) for d in source], 1)          # [B, |source|, D]
-                pad = torch.zeros(x.shape[:2], dtype=torch.bool, device=device)
-                memory, pad = model.encode_embedded(x, pad, torch.zeros(*x.shape[:2], f, device=device))
-                ll = model.decode_log_likelihood(memory, pad, None, torch.arange(len(batch), device=device), ids,
-                                                 paths[batch], trie, target)
-                loss = loss + -ll.mean() / len(target)
-            loss = loss / len(pairs)
+            ids = tokens[batch]                                             # [B, T]
+            loss = sum(-alignment_log_likelihood(model, ids, source, target).mean() / len(target)
+                       for source, target in pairs) / len(pairs)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -243,6 +236,16 @@ def align_modalities(model: RecIDGenerator, trie, tokens: torch.Tensor, paths: t
         rows.append({"stage": "align", "epoch": epoch, "loss": total / steps,
                      "seconds": time.perf_counter() - tic})
     return rows
+
+
+def alignment_log_likelihood(model: RecIDGenerator, ids: torch.Tensor, source: range, target: range
+                             ) -> torch.Tensor:
+    """log p(target segment | source segment) [B] of Rec-IDs ids [B, T]: the source's tokens are the encoder's
+    positions (their token embeddings), the target's generated alone (`segment_log_likelihood`)."""
+    x = torch.stack([model.tokens[d](ids[:, d]) for d in source], 1)                # [B, |source|, D]
+    pad = torch.zeros(x.shape[:2], dtype=torch.bool, device=ids.device)
+    memory, pad = model.encode_embedded(x, pad, x.new_zeros(*x.shape[:2], model.item_vectors.shape[1]))
+    return model.segment_log_likelihood(memory, pad, ids, target)
 
 
 class _Loss(torch.nn.Module):

@@ -79,6 +79,38 @@ def test_separator_layout():
     assert segments(2, 3, False) == [range(0, 2), range(2, 4), range(4, 6)]
 
 
+def test_alignment_loss_by_hand():
+    """LF++'s alignment scores the target modality's codes generated alone, each a softmax over its level's
+    whole vocabulary. With every token embedding zero, the logits are the biases: p = softmax(b_d) per level."""
+    from mmgrec_core.train import alignment_log_likelihood
+    layout = segments(2, 2, True)                                        # codes 0-1, separator 2, codes 3-4
+    model = RecIDGenerator(GeneratorConfig(dim=4, heads=1, item_emb="codes", mixture=False, transition=False,
+                                           pe="sinusoidal", cooccurrence=False, dropout=0.0),
+                           torch.randn(2, 3), (3,) * 5, torch.zeros(2, 5, dtype=torch.long)).eval()
+    with torch.no_grad():
+        for emb in model.tokens:
+            emb.weight.zero_()
+        model.token_bias[3].copy_(torch.tensor([0.0, math.log(2), math.log(5)]))   # p = 1/8, 2/8, 5/8
+        model.token_bias[4].copy_(torch.tensor([math.log(3), 0.0, 0.0]))           # p = 3/5, 1/5, 1/5
+    ids = torch.tensor([[1, 0, 2, 2, 0], [0, 2, 2, 1, 1]])
+    got = alignment_log_likelihood(model, ids, layout[0], layout[1])
+    torch.testing.assert_close(got, torch.tensor([math.log(5 / 8 * 3 / 5), math.log(2 / 8 * 1 / 5)]))
+    # a trained-looking model: the target's probability reads the source, and nothing of any other segment
+    torch.manual_seed(0)
+    model = RecIDGenerator(GeneratorConfig(dim=8, heads=2, item_emb="codes", mixture=False, transition=False,
+                                           pe="sinusoidal", cooccurrence=False, dropout=0.0),
+                           torch.randn(2, 3), (3,) * 8, torch.zeros(2, 8, dtype=torch.long)).eval()
+    three = segments(2, 3, True)                                         # codes 0-1, 3-4, 6-7
+    ids = torch.tensor([[1, 0, 2, 2, 0, 2, 1, 1]])
+    base = alignment_log_likelihood(model, ids, three[2], three[1])
+    other = ids.clone()
+    other[0, :2] = torch.tensor([2, 2])                                  # the first modality's codes changed
+    torch.testing.assert_close(alignment_log_likelihood(model, other, three[2], three[1]), base)
+    source = ids.clone()
+    source[0, 6:] = torch.tensor([0, 0])
+    assert not torch.allclose(alignment_log_likelihood(model, source, three[2], three[1]), base)
+
+
 def test_item_embedding_from_codes_is_the_sum_of_its_token_embeddings():
     tokens = torch.tensor([[0, 1, 0], [1, 0, 1], [1, 1, 0]])             # 3 items, Rec-IDs of 3 tokens
     model = RecIDGenerator(GeneratorConfig(dim=4, heads=1, item_emb="codes", mixture=False, transition=False,

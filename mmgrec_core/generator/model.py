@@ -210,11 +210,12 @@ class RecIDGenerator(nn.Module):
 
     # ---- decoder ---------------------------------------------------------------------------------------------
 
-    def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor, rows: Tensor) -> Tensor:
-        """Hidden states [R, d + 1, D] after BOS and each token of prefixes [R, d] of users `rows` [R]."""
+    def decode(self, memory: Tensor, pad: Tensor, prefix: Tensor, rows: Tensor, start: int = 0) -> Tensor:
+        """Hidden states [R, d + 1, D] after BOS and each token of prefixes [R, d] of users `rows` [R]. With
+        `start`, the prefix holds the tokens of levels start.. (a segment decoded alone, from BOS at that level)."""
         r, d = prefix.shape
-        steps = [self.bos.expand(r, -1)] + [self.tokens[j](prefix[:, j]) for j in range(d)]
-        x = torch.stack(steps, 1) + self.level[: d + 1]
+        steps = [self.bos.expand(r, -1)] + [self.tokens[start + j](prefix[:, j]) for j in range(d)]
+        x = torch.stack(steps, 1) + self.level[start: start + d + 1]
         for layer in self.decoder:
             x = layer(x, memory, pad, rows)
         return self.decoder_norm(x)
@@ -315,22 +316,34 @@ class RecIDGenerator(nn.Module):
         return self.decode_log_likelihood(memory, pad, self.component_items(history), rows, targets, parents, trie,
                                           mass=mass)
 
-    def decode_log_likelihood(self, memory: Tensor, pad: Tensor, items: Tensor | None, rows: Tensor,
-                              targets: Tensor, parents: Tensor, trie, levels: range | None = None, mass=None) -> Tensor:
-        """`log_likelihood` from an encoded memory [B, M, D] (items [B, M] behind its components; None: no
-        history items, as in the modality alignment), counting the tokens at `levels` only (default: all):
-        log sum_j pi_j prod_{d in levels} q_j(c_d | prefix) [n].
+    def segment_log_likelihood(self, memory: Tensor, pad: Tensor, targets: Tensor, levels: range) -> Tensor:
+        """log p(targets[:, levels] | memory) [B]: the tokens of one segment of the Rec-IDs targets [B, T]
+        generated alone, from BOS at its first level, each level a softmax over that level's whole vocabulary
+        (the output of `step_logits`, with no history items). MGR-LF++'s alignment target (§3.3): one modality's
+        ID by itself, with no other modality's tokens before it and no trie (which, after a first modality's
+        codes, would leave the later ones no choice)."""
+        rows = torch.arange(len(memory), device=memory.device)
+        hidden = self.decode(memory, pad, targets[:, levels.start:levels.stop - 1], rows, levels.start)
+        log_w = self.log_prior(memory, pad)                                         # [B, M]
+        items = torch.zeros(log_w.shape, dtype=torch.long, device=memory.device)
+        for j, d in enumerate(levels):
+            base, comp = self.level_logits(hidden[:, j], d, self.components(memory, d), items)
+            z = base[:, None] + comp                                                # [B, M, V_d]
+            log_w = log_w + z.gather(2, targets[:, d, None, None].expand(-1, z.shape[1], 1))[..., 0] - z.logsumexp(2)
+        return log_w.logsumexp(1)
+
+    def decode_log_likelihood(self, memory: Tensor, pad: Tensor, items: Tensor, rows: Tensor, targets: Tensor,
+                              parents: Tensor, trie, mass=None) -> Tensor:
+        """`log_likelihood` from an encoded memory [B, M, D] (items [B, M] behind its components):
+        log sum_j pi_j prod_d q_j(c_d | prefix) [n].
 
         A token whose prefix has one valid child has q_j = 1 for every component: it adds exactly 0 and no
         gradient, so only the rows of a level that have a choice are scored, and the decoder runs only up to the
         last such level. Late-fusion and BBQRec Rec-IDs are 10-13 tokens of which about 4 ever branch.
         """
-        alone = items is None                    # Rec-IDs alone (the modality alignment): no user, no evidence
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
-        if items is None:
-            items = torch.zeros(len(memory), log_w.shape[1], dtype=torch.long, device=memory.device)
-        scored = []                                            # (level, its children, the rows with a choice)
-        for d in (range(self.depth) if levels is None else levels):
+        scored = []                      # (level, children, child ids, mask, the rows with a choice; None: all)
+        for d in range(self.depth):
             children, child, mask = trie.children(d, parents[:, d])
             choice = mask.sum(1) > 1
             if bool(choice.any()):
@@ -342,7 +355,7 @@ class RecIDGenerator(nn.Module):
             h, r, target = hidden[:, d], rows, targets[:, d]
             if keep is not None:
                 h, r, target, children, child, mask = (x[keep] for x in (h, r, target, children, child, mask))
-            evidence = self.evidence(d, mass, r, child) if self.config.cooccurrence and not alone else None
+            evidence = self.evidence(d, mass, r, child) if self.config.cooccurrence else None
             slot = (children == target[:, None]).float().argmax(1)                   # the target among them
             components = self.components(memory, d)                                 # [B, M, D]
             if self.config.mixture and _shared(children, mask):
