@@ -31,8 +31,9 @@ mgr-lf (MGR-LF §3.2)
 mgr-lf++ (MGR-LF §3.3)
     Late fusion with a separator token between the modalities' codes (the paper's special tokens s_i) and the
     contrastive modality-alignment pre-training: before the recommendation task, the generator learns to produce
-    one modality's codes given the other's, in both directions (`train.TrainingConfig.align_epochs`). Departure:
-    the source codes enter our encoder as one position per token rather than as T5 text.
+    one modality's codes given the other's, for every ordered pair, the target codes generated alone as the
+    paper's "Target" (`train.align_modalities`, `TrainingConfig.align_epochs`). Departure: the source codes enter
+    our encoder as one position per token rather than as T5 text.
 
 bbqrec (Li et al., BBQRec, `bbqrec.txt`)
     Behaviour-aligned and modality-specific encoders kept apart by the CLUB upper bound, one codebook shared by the
