@@ -174,10 +174,14 @@ class _BPRModel(nn.Module):
         return total / len(users)
 
     def _loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """BPR + L2 of one batch of users, positive and negative items (0-based item ids), int64 [B] each."""
-        i, j = i + self.num_users, j + self.num_users
+        """BPR + L2 of one batch of users, positive and negative items (0-based item ids), int64 [B] each.
+
+        The batch's rows are gathered in one index (and, for MF, whose final embeddings are the table, once for
+        both terms): each gather's backward fills a gradient the size of the whole table."""
         h, ego = self.propagate(), self.embedding.weight
-        return bpr_loss(h[u], h[i], h[j], (ego[u], ego[i], ego[j]), self.config.reg)
+        nodes = torch.cat([u, i + self.num_users, j + self.num_users])                    # [3B]
+        final = h[nodes].split(len(u))
+        return bpr_loss(*final, final if h is ego else ego[nodes].split(len(u)), self.config.reg)
 
     @torch.no_grad()
     def recommend(self, users: torch.Tensor, k: int) -> torch.Tensor:
@@ -404,11 +408,12 @@ class FREEDOM(_BPRModel):
 
     def _loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         h, ego = self.propagate(self.train_adj), self.embedding.weight
-        users, pi, pj = h[u], i + self.num_users, j + self.num_users
-        loss = bpr_loss(users, h[pi], h[pj], (ego[u], ego[pi], ego[pj]), self.config.reg)
+        nodes = torch.cat([u, i + self.num_users, j + self.num_users])                    # [3B], as in MF's
+        users, pos, neg = h[nodes].split(len(u))
+        loss = bpr_loss(users, pos, neg, ego[nodes].split(len(u)), self.config.reg)
         for m, proj in enumerate(self.projections):
             x = getattr(self, f"features_{m}")                                             # [I, d_m]
-            loss = loss + self.config.lam * bpr_loss(users, proj(x[i]), proj(x[j]), (), 0.0)
+            loss = loss + self.config.lam * bpr_loss(users, *proj(x[torch.cat([i, j])]).split(len(u)), (), 0.0)
         return loss
 
 

@@ -145,32 +145,46 @@ def compare(out: str | Path, request: CompareRequest, *, progress: CompareProgre
                                                              run_progress(systems[0])))
         return board
     threads = max(1, torch.get_num_threads() // jobs)
+    took: dict[str, float] = {}                          # seconds of each system's last finished unit
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-        running: dict[Future, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+        running: dict[Future, tuple[tuple[str, ...], tuple[int, ...], float]] = {}
         while pending or running:
             while pending and len(running) < jobs:       # submitted one by one, so a failure stops its system
-                systems, seeds = pending.pop(0)
+                systems, seeds = pending.pop(next_unit(pending, took))
                 if systems[0] not in failed:
                     start(systems)
-                    running[pool.submit(run_unit, out, request, systems, seeds, data)] = (systems, seeds)
+                    future = pool.submit(run_unit, out, request, systems, seeds, data)
+                    running[future] = (systems, seeds, time.perf_counter())
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                board = finish_unit(*running.pop(future), future.result())
+                systems, seeds, began = running.pop(future)
+                took[systems[0]] = time.perf_counter() - began
+                board = finish_unit(systems, seeds, future.result())
     return board
+
+
+def next_unit(pending: list[tuple[tuple[str, ...], tuple[int, ...]]], took: dict[str, float]) -> int:
+    """Which pending unit a free worker takes: the first of a system not timed yet (so each system's first seed
+    runs early), else the one whose system's last unit took longest, so that the last units to run are short
+    and no worker idles long at the end while the other finishes a long one."""
+    for k, (systems, _) in enumerate(pending):
+        if systems[0] not in took:
+            return k
+    return max(range(len(pending)), key=lambda k: took[pending[k][0][0]])
 
 
 def units(request: CompareRequest) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
     """The pieces of work, (systems, seeds): each baseline with all its seeds first, as they are the longest (a
-    grid, then refits), so that parallel workers end on short pieces; then per seed the generative systems that
-    share one configuration but for their name (usually one system; tiger and mgr-ef are two), in the request's
-    order."""
+    grid, then refits); then, seed by seed, the generative systems that share one configuration but for their
+    name (usually one system; tiger and mgr-ef are two), in the request's order. With several workers
+    `next_unit` reorders what is left once each system's first unit is timed."""
     same: dict[str, list[str]] = {}
     for system in request.generative:
         settings = {**request.config(system, request.seeds[0]).to_dict(), "system": None}
         same.setdefault(json.dumps(settings, sort_keys=True), []).append(system)
     return [*(((s,), request.seeds) for s in request.systems if s in MODELS),
-            *((tuple(systems), (seed,)) for systems in same.values() for seed in request.seeds)]
+            *((tuple(systems), (seed,)) for seed in request.seeds for systems in same.values())]
 
 
 def run_unit(out: Path, request: CompareRequest, systems: tuple[str, ...], seeds: tuple[int, ...],

@@ -100,6 +100,18 @@ def test_per_modality_rqvae_fits_are_made_once_for_every_run_that_needs_them(tmp
     assert {k: v for k, v in tiger.items() if not k.startswith("fused")} == lf
 
 
+def test_workers_take_each_systems_first_seed_then_the_longest_units():
+    from mmgrec_core.compare import next_unit, units
+    request = CompareRequest(DATASET, ("mmgrec", "tiger", "mgr-ef", "ease"), (0, 1), SETS)
+    pending = units(request)
+    assert pending == [(("ease",), (0, 1)), (("mmgrec",), (0,)), (("tiger", "mgr-ef"), (0,)),
+                       (("mmgrec",), (1,)), (("tiger", "mgr-ef"), (1,))]
+    assert next_unit(pending, {"ease": 1.0, "mmgrec": 50.0}) == 2              # tiger not timed yet
+    later = pending[3:]
+    assert next_unit(later, {"mmgrec": 50.0, "tiger": 90.0}) == 1              # the longer system first
+    assert next_unit(later, {"mmgrec": 50.0, "tiger": 20.0}) == 0
+
+
 def test_a_system_that_fails_is_reported_and_the_others_are_kept(tmp_path, monkeypatch, capsys):
     real = compare_module.train_run
 
