@@ -339,7 +339,7 @@ class RecIDGenerator(nn.Module):
 
         A token whose prefix has one valid child has q_j = 1 for every component: it adds exactly 0 and no
         gradient, so only the rows of a level that have a choice are scored, and the decoder runs only up to the
-        last such level. Late-fusion and BBQRec Rec-IDs are 10-13 tokens of which about 4 ever branch.
+        last such level. Late-fusion and BBQRec Rec-IDs are 10-13 tokens, of which 4-5 ever branch on demo.
         """
         log_w = self.log_prior(memory, pad)[rows]                                  # [n, M]
         scored = []                      # (level, children, child ids, mask, the rows with a choice; None: all)
