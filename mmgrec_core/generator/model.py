@@ -329,7 +329,7 @@ class RecIDGenerator(nn.Module):
         for j, d in enumerate(levels):
             base, comp = self.level_logits(hidden[:, j], d, self.components(memory, d), items)
             z = base[:, None] + comp                                                # [B, M, V_d]
-            log_w = log_w + z.gather(2, targets[:, d, None, None].expand(-1, z.shape[1], 1))[..., 0] - z.logsumexp(2)
+            log_w = log_w + z[rows, :, targets[:, d]] - z.logsumexp(2)
         return log_w.logsumexp(1)
 
     def decode_log_likelihood(self, memory: Tensor, pad: Tensor, items: Tensor, rows: Tensor, targets: Tensor,
@@ -362,7 +362,7 @@ class RecIDGenerator(nn.Module):
                 logq = self._shared_target_log_q(h, d, components, items, r, children[0], mask[0], evidence, slot)
             else:
                 logq = self.step_log_probs(h, d, components[r], items[r], children, mask, evidence)
-                logq = logq.gather(2, slot[:, None, None].expand(-1, logq.shape[1], 1))[..., 0]
+                logq = logq[torch.arange(len(slot), device=slot.device), :, slot]              # [n', M]
             log_w = log_w + logq if keep is None else log_w.index_add(0, keep, logq)
         return log_w.logsumexp(1)
 

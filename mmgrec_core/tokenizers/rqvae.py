@@ -165,14 +165,15 @@ def modality_codes(data: InteractionData, name: str, config: RQVAEConfig, seed: 
     """Codes int64 [I, L] of an RQ-VAE fitted to modality `name` alone (standardised), as late fusion's Rec-IDs
     and the early-fusion AMI diagnostic need them. Inside `shared_fits`, a fit with the same features, RQ-VAE
     options, seed and device is read back instead of repeated (it would give the same codes)."""
-    x = torch.from_numpy(standardised_features(data, [name])).to(default_device())
+    features, device = standardised_features(data, [name]), default_device()
     path = None
-    if _SHARED_FITS:
+    if _SHARED_FITS:                      # keyed on the host array: a cache hit moves nothing to the device
         options = {f.name: getattr(config, f.name) for f in dataclasses.fields(RQVAEConfig)}
-        key = hashlib.sha256(repr((options, seed, x.device.type)).encode() + x.cpu().numpy().tobytes())
+        key = hashlib.sha256(repr((options, seed, device.type)).encode() + features.tobytes())
         path = _SHARED_FITS[-1] / f"rqvae-{key.hexdigest()[:32]}.npy"
         if path.exists():
             return np.load(path)
+    x = torch.from_numpy(features).to(device)
     codes = train_rqvae(x, config, seed, progress).encode(x).cpu().numpy()
     if path is not None:
         buffer = io.BytesIO()
