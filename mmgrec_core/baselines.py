@@ -19,7 +19,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from .data.dataset import InteractionData
 from .data.sampling import UserItems, bpr_triples, top_k_unseen
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_splits
 from .graph import bipartite_edge_index
 from .runtime import default_device, seed_everything
 from .training import EarlyStopping, Progress, bpr_loss
@@ -467,8 +467,7 @@ def train_baseline(name: str, data: InteractionData, progress: Progress | None =
         if best is None or score > best[0]:
             best = (score, model, seconds, setting)
     _, model, seconds, setting = best
-    entry = {"valid": evaluate(model, data, "valid"), "test": evaluate(model, data, "test"),
-             "train_seconds": round(seconds, 2),
+    entry = {**evaluate_splits(model, data), "train_seconds": round(seconds, 2),
              "setting": {"lambdas": [model.lam]} if isinstance(model, EASE) else setting}
     if isinstance(model, EASE):
         entry["tuning"] = model.trials

@@ -37,28 +37,45 @@ def evaluate(model: Recommender, data: InteractionData, split: str = "test", ks:
     recommendation (1.0 for popularity): a model that has not learnt to personalise shows it at a glance.
     `users` restricts evaluation to a subset (e.g. for quick validation during training).
     """
-    eval_users = data.users_with(split) if users is None else np.intersect1d(users, data.users_with(split))
-    u, i = data.pairs(split)
-    relevant = np.sort(u * data.num_items + i)
-    n_relevant = np.bincount(u, minlength=data.num_users)
+    return evaluate_splits(model, data, (split,), ks, batch_size, users)[split]
+
+
+def evaluate_splits(model: Recommender, data: InteractionData, splits: Sequence[str] = ("valid", "test"),
+                    ks: Sequence[int] = KS, batch_size: int = 1024, users: np.ndarray | None = None
+                    ) -> dict[str, dict[str, float]]:
+    """`evaluate` of several splits, {split: metrics}, from one `recommend` per user.
+
+    A user's list depends on the training items alone, which every split excludes, so it is the same list for
+    every split: the users of all splits are ranked once (for a generator, beam search is the whole cost).
+    """
+    per_split = {}
+    for split in splits:
+        su = data.users_with(split) if users is None else np.intersect1d(users, data.users_with(split))
+        u, i = data.pairs(split)
+        per_split[split] = (su, np.sort(u * data.num_items + i), np.bincount(u, minlength=data.num_users))
+    eval_users = np.unique(np.concatenate([su for su, _, _ in per_split.values()])).astype(np.int64)
     tu, ti = data.pairs("train")
     train = np.sort(tu * data.num_items + ti)
     k_max = max(ks)
-    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
-    firsts = np.zeros(data.num_items, np.int64)                        # [I]: how often each item comes first
+    sums = {split: {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")} for split in splits}
+    firsts = {split: np.zeros(data.num_items, np.int64) for split in splits}    # [I]: how often each comes first
     for start in range(0, len(eval_users), batch_size):
         batch = eval_users[start:start + batch_size]
         recs = model.recommend(torch.from_numpy(batch), k_max).cpu().numpy()
         _check_recommendations(recs, batch, train, data.num_items)
-        first = recs[:, 0]
-        firsts += np.bincount(first[first >= 0], minlength=data.num_items)    # -1 pads an empty list
-        hits = hit_matrix(batch, recs, relevant, data.num_items)
-        for k in ks:
-            sums[f"recall@{k}"] += recall_at_k(hits, n_relevant[batch], k).sum()
-            sums[f"ndcg@{k}"] += ndcg_at_k(hits, n_relevant[batch], k).sum()
-    n = max(len(eval_users), 1)
-    out = {key: float(total / n) for key, total in sums.items()}
-    out["top1_share"] = float(firsts.max() / n) if len(eval_users) else 0.0
+        for split, (su, relevant, n_relevant) in per_split.items():
+            mine = np.isin(batch, su)                                   # this split's users in the batch
+            hits = hit_matrix(batch[mine], recs[mine], relevant, data.num_items)
+            first = recs[mine, 0]
+            firsts[split] += np.bincount(first[first >= 0], minlength=data.num_items)   # -1 pads an empty list
+            for k in ks:
+                sums[split][f"recall@{k}"] += recall_at_k(hits, n_relevant[batch[mine]], k).sum()
+                sums[split][f"ndcg@{k}"] += ndcg_at_k(hits, n_relevant[batch[mine]], k).sum()
+    out = {}
+    for split, (su, _, _) in per_split.items():
+        n = max(len(su), 1)
+        out[split] = {key: float(total / n) for key, total in sums[split].items()}
+        out[split]["top1_share"] = float(firsts[split].max() / n) if len(su) else 0.0
     return out
 
 

@@ -19,7 +19,7 @@ from .data.dataset import InteractionData
 from .data.loaders import load_dataset
 from .data.sampling import UserItems
 from .distributed import SINGLE, World
-from .evaluate import KS, evaluate
+from .evaluate import KS, evaluate, evaluate_splits
 from .generator.model import RecIDGenerator
 from .generator.recommender import MMGRec
 from .generator.rerank import DenseRerank
@@ -205,8 +205,8 @@ def evaluate_run(run: RunDir, config: RunConfig, data: InteractionData, model: R
     tokenizer_seconds = run.json(TOKENIZER_STATS, {}).get("seconds", 0.0)
     generator_seconds = sum(r.get("seconds", 0.0) for r in generator_rows) + balance.pop("seconds", 0.0)
     valid = balance.pop("valid", None)           # beta's trials have searched the whole validation split already
-    entry = {"valid": evaluate(recommender, data, "valid") if valid is None else valid,
-             "test": evaluate(recommender, data, "test")}
+    entry = (evaluate_splits(recommender, data) if valid is None
+             else {"valid": valid, "test": evaluate(recommender, data, "test")})
     entry["train_seconds"] = round(tokenizer_seconds + generator_seconds, 2)
     entry.update(balance)
     dense = evaluate_dense(config, data, recommender, metrics["models"], fitted or {})

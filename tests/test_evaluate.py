@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmgrec_core.data.dataset import TEST, TRAIN, VALID, InteractionData
-from mmgrec_core.evaluate import evaluate
+from mmgrec_core.evaluate import evaluate, evaluate_splits
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")  # cold items by design
 
@@ -58,3 +58,27 @@ def test_duplicates_are_refused():
 def test_batches_do_not_change_the_result():
     model = Fixed([[1, 4, 2], [0, 4, 1], [0, 1, 3]])
     assert evaluate(model, tiny(), "valid", ks=(2,), batch_size=1) == evaluate(model, tiny(), "valid", ks=(2,))
+
+
+class Counting(Fixed):
+    """A fixed list per user that also records which users were asked for."""
+
+    def __init__(self, lists):
+        super().__init__(lists)
+        self.asked = []
+
+    def recommend(self, users, k):
+        self.asked += users.tolist()
+        return super().recommend(users, k)
+
+
+def test_splits_together_rank_each_user_once_and_equal_each_split_alone():
+    model = Counting([[1, 4, 2], [0, 4, 1], [0, 1, 3]])
+    both = evaluate_splits(model, tiny(), ("valid", "test"), ks=(1, 3), batch_size=2)
+    assert sorted(model.asked) == [0, 1, 2]                 # valid users 0, 1, 2 and test users 0, 1: once each
+    # valid: user 0 [1, 4, 2] misses 3; user 1 [0, 4, 1] finds 0 first; user 2 [0, 1, 3] finds 1 second
+    assert both["valid"]["recall@3"] == pytest.approx(2 / 3)
+    assert both["valid"]["ndcg@3"] == pytest.approx((1 + 1 / np.log2(3)) / 3)
+    assert both["valid"]["top1_share"] == pytest.approx(2 / 3)    # item 0 first for users 1 and 2
+    for split in ("valid", "test"):
+        assert both[split] == evaluate(model, tiny(), split, ks=(1, 3))

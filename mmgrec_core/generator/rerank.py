@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..data.dataset import InteractionData
-from ..evaluate import evaluate
+from ..evaluate import evaluate, evaluate_splits
 from .recommender import MMGRec
 
 WEIGHTS = tuple(w / 10 for w in range(11))          # the dense model's share, searched on validation
@@ -109,7 +109,7 @@ class DenseRerank:
             fixed.weight = w
             trials.append({"weight": w, "valid_ndcg@10": round(evaluate(fixed, data, "valid", ks=(10,))["ndcg@10"], 4)})
         self.weight = fixed.weight = max(trials, key=lambda t: t["valid_ndcg@10"])["weight"]   # first of ties
-        return {split: evaluate(fixed, data, split) for split in ("valid", "test")} | {
+        return evaluate_splits(fixed, data) | {
             "weight": self.weight, "candidates": self.width, "tuning": trials}
 
 
