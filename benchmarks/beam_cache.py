@@ -96,7 +96,7 @@ def reference_decoder(model):
         model.decode_next, DecoderLayer._cross = original, cross
 
 
-def _reference_decode_next(model, memory, pad, last, rows, cache):
+def _reference_decode_next(model, memory, pad, last, rows, cache, memory_kv=None):
     """The prefix is rebuilt from the beam's tokens, which beam search hands over through the cache lists: each
     layer's list holds [tokens [R, t]] and is re-indexed by the beam's parents like real keys and values."""
     slot = cache[0]

@@ -156,12 +156,14 @@ class DecoderLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), Dropout(dropout), nn.Linear(4 * dim, dim))
         self.drop = Dropout(dropout)
 
-    def forward(self, x: Tensor, memory: Tensor, pad: Tensor, rows: Tensor, cache: list | None = None) -> Tensor:
+    def forward(self, x: Tensor, memory: Tensor, pad: Tensor, rows: Tensor, cache: list | None = None,
+                memory_kv: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """x [R, t, D], memory [B, N, D], pad bool [B, N] (True = padding), rows int64 [R] -> [R, t, D].
 
         With `cache` (this layer's [keys, values] of the earlier positions, [] before the first), x is the one
         newest position [R, 1, D]: it attends to the cached positions and itself, and its keys and values are
-        appended. Beam search then computes each level's position once instead of re-running the prefix.
+        appended. Beam search then computes each level's position once instead of re-running the prefix, and
+        passes the memory's keys and values (`memory_kv`), which are the same at every level.
         """
         q, k, v = (self._split(p) for p in self.qkv(self.norm1(x)).chunk(3, -1))
         if cache is None:
@@ -174,10 +176,15 @@ class DecoderLayer(nn.Module):
             cache[:] = [k, v]
             y = F.scaled_dot_product_attention(q, k, v)                   # the newest sees every earlier one
         x = x + self.drop(self.self_out(self._merge(y)))
-        k, v = (self._split(p) for p in self.key_value(memory).chunk(2, -1))      # [B, H, N, d_h], per user
+        k, v = self.memory_kv(memory) if memory_kv is None else memory_kv
         x = x + self.drop(self.cross_out(self._merge(self._cross(self._split(self.query(self.norm2(x))), k, v,
                                                                   pad, rows))))
         return x + self.drop(self.ff(self.norm3(x)))
+
+    def memory_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """The cross-attention's keys and values [B, H, N, d_h] of memory [B, N, D], per user."""
+        k, v = self.key_value(memory).chunk(2, -1)
+        return self._split(k), self._split(v)
 
     @staticmethod
     def _cross(q: Tensor, k: Tensor, v: Tensor, pad: Tensor, rows: Tensor) -> Tensor:

@@ -8,9 +8,10 @@ at least one item the user has not seen in training. At the last level that is e
 training item"; earlier it spends no beam slot on a branch that could only end in seen items.
 
 Each beam keeps its decoder's self-attention keys and values (a KV cache that follows the beam when it is
-extended), so a level decodes one position per beam instead of re-running the whole prefix. Once every beam's prefix
-covers a single item its remaining tokens are forced (probability 1), and the search stops there
-(`finished`): late-fusion and BBQRec Rec-IDs of 10-13 tokens get there after about 4.
+extended), so a level decodes one position per beam instead of re-running the whole prefix; the memory's
+cross-attention keys and values are computed once per search. Once every beam's prefix covers a single item its
+remaining tokens are forced (probability 1), and the search stops there (`finished`): late-fusion and BBQRec
+Rec-IDs of 10-13 tokens get there after about 4.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
     user_rows = torch.arange(b, device=device)
     component_items = model.component_items(history)                     # [B, M]
     cache = [[] for _ in model.decoder]                                  # self-attention keys/values per layer
+    memory_kv = model.memory_kv(memory)                                  # cross-attention's, the same every level
     last = None                                                          # the token each beam chose last
     steps = []
     for d in range(trie.depth):
@@ -118,7 +120,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             row, slot = valid.nonzero(as_tuple=True)
             empty = counts.unseen(d + 1, row // w, child[row, slot]) == 0
             allowed[row[empty], slot[empty]] = False
-        hidden = model.decode_next(memory, pad, last, user_rows.repeat_interleave(w), cache)  # [B*W, D]
+        hidden = model.decode_next(memory, pad, last, user_rows.repeat_interleave(w), cache, memory_kv)  # [B*W, D]
         base, comp = model.level_logits(hidden, d, model.components(memory, d), component_items)
         if model.config.cooccurrence:            # a prefix part like base: added at each beam's children
             evidence = model.evidence(d, mass, user_rows.repeat_interleave(w), child).float()
@@ -201,7 +203,8 @@ def mixture(base: Tensor, comp: Tensor, log_w: Tensor, children: Tensor, valid: 
     a = torch.where(alive[:, None], log_w - log_z + top_c, neg)                    # log (w_j / Z_j) e^top_c
     shift = a.amax(1, keepdim=True).clamp_min(-1e30)
     mix = torch.bmm((a - shift).exp().view(g, w, m), ec).view(r, v)                # [R, V]
-    cand = ((eb * mix).log() + top_b + shift).gather(1, children).masked_fill(~valid, neg)
+    kid_eb, kid_mix = eb.gather(1, children), mix.gather(1, children)             # [R, C]: the children alone
+    cand = ((kid_eb * kid_mix).log() + top_b + shift).masked_fill(~valid, neg)
     bad = alive & (((zs == 0) & torch.isfinite(log_w)).any(1) | (torch.isneginf(cand) & valid).any(1))
     if bool(bad.any()):
         rows = bad.nonzero()[:, 0]

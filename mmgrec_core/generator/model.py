@@ -220,17 +220,23 @@ class RecIDGenerator(nn.Module):
             x = layer(x, memory, pad, rows)
         return self.decoder_norm(x)
 
-    def decode_next(self, memory: Tensor, pad: Tensor, last: Tensor | None, rows: Tensor, cache: list[list]
-                    ) -> Tensor:
+    def decode_next(self, memory: Tensor, pad: Tensor, last: Tensor | None, rows: Tensor, cache: list[list],
+                    memory_kv: list[tuple[Tensor, Tensor]] | None = None) -> Tensor:
         """The decoder state [R, D] after one more token, `last` [R] (None: the BOS position), reusing the earlier
         positions' keys and values in `cache` (one list per decoder layer, all empty before BOS; updated in
-        place). Equal to `decode(...)[:, -1]` of the whole prefix, at the cost of one position."""
+        place) and, when given, the memory's (`memory_kv`). Equal to `decode(...)[:, -1]` of the whole prefix, at
+        the cost of one position."""
         t = cache[0][0].shape[2] if cache[0] else 0                              # positions decoded so far
         x = self.bos.expand(len(rows), -1) if last is None else self.tokens[t - 1](last)
         x = (x + self.level[t])[:, None]                                         # [R, 1, D]
-        for layer, layer_cache in zip(self.decoder, cache):
-            x = layer(x, memory, pad, rows, layer_cache)
+        for j, (layer, layer_cache) in enumerate(zip(self.decoder, cache)):
+            x = layer(x, memory, pad, rows, layer_cache, memory_kv[j] if memory_kv else None)
         return self.decoder_norm(x)[:, 0]
+
+    def memory_kv(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each decoder layer's cross-attention keys and values of memory [B, M, D]: what every decoding step of
+        the same users reads (`decode_next`)."""
+        return [layer.memory_kv(memory) for layer in self.decoder]
 
     def evidence(self, level: int, mass, rows: Tensor, child: Tensor) -> Tensor:
         """a_d log p_u(n) [R, C] of the child nodes `child` [R, C] (trie ids at depth level + 1, -1 = none) for the

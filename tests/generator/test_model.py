@@ -137,10 +137,12 @@ def test_cached_decoding_equals_decoding_the_whole_prefix():
     rows = torch.tensor([0, 1, 1])                                       # three prefixes, two users
     prefix = torch.tensor([[1, 3], [0, 0], [3, 1]])                      # up to depth - 1 tokens
     cache, last = [[] for _ in model.decoder], None
+    given = [[] for _ in model.decoder]                                  # with the memory keys passed in
     for d in range(prefix.shape[1] + 1):
         step = model.decode_next(memory, pad, last, rows, cache)
         full = model.decode(memory, pad, prefix[:, :d], rows)[:, -1]
         assert torch.allclose(step, full, atol=1e-5), d
+        assert torch.equal(model.decode_next(memory, pad, last, rows, given, model.memory_kv(memory)), step)
         last = prefix[:, d] if d < prefix.shape[1] else None
     assert cache[0][0].shape[2] == prefix.shape[1] + 1                   # one key per position, per layer
 
