@@ -4,7 +4,7 @@ import torch
 
 from mmgrec_core.data.dataset import InteractionData
 from mmgrec_core.data.sampling import UserItems
-from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, sequence_log_probs
+from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, cooccurrence, sequence_log_probs
 from mmgrec_core.generator.cooccurrence import CoOccurrence
 from mmgrec_core.recid import RecIDTable
 
@@ -37,9 +37,12 @@ def by_hand(user: int, inputs: list[int]) -> np.ndarray:
 
 
 @pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
-def test_scores_count_only_other_users_pairs():
+@pytest.mark.parametrize("dense_from,layout", [(2.0, torch.sparse_csr), (0.0, torch.strided)])
+def test_scores_count_only_other_users_pairs(monkeypatch, dense_from, layout):
+    monkeypatch.setattr(cooccurrence, "DENSE_FROM", dense_from)       # the sparse and the dense S^T alike
     data, seen = world()
     co = CoOccurrence(seen)
+    assert co.matrix.layout == layout
     cases = [(0, [0]), (0, [0, 1]), (1, [1]), (3, [0]), (3, [0, 5])]       # training inputs and a full history
     history = torch.tensor([[i + 1 for i in inp] + [0] * (2 - len(inp)) for _, inp in cases])
     got = co.scores(history, torch.tensor([u for u, _ in cases]))
