@@ -246,8 +246,8 @@ class BBQRecTokenizer(Tokenizer, Persistable, HasRepresentations):
         self.model = self._build(data)
         gen = torch.Generator().manual_seed(self.seed)
         opt = torch.optim.Adam([{"params": self.model.main_parameters()},
-                                {"params": [self.model.item_id], "lr": cfg.id_lr}], lr=cfg.lr)
-        club_opt = torch.optim.Adam(self.model.club_parameters(), lr=cfg.lr)
+                                {"params": [self.model.item_id], "lr": cfg.id_lr}], lr=cfg.lr, fused=True)
+        club_opt = torch.optim.Adam(self.model.club_parameters(), lr=cfg.lr, fused=True)
         m = data.matrix("train")
         indptr, indices = torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64))
         eligible = torch.from_numpy(np.flatnonzero(np.diff(m.indptr) >= 2))        # users who can hold one out

@@ -132,7 +132,7 @@ def train_rqvae(x: torch.Tensor, config: RQVAEConfig, seed: int = 0, progress: P
     seed_everything(seed)
     rq = RQVAE(input_dim=x.shape[1], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim, levels=cfg.levels,
                codebook_size=cfg.codebook_size).to(x.device)
-    opt = torch.optim.Adam(rq.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(rq.parameters(), lr=cfg.lr, fused=True)
     gen = torch.Generator().manual_seed(seed)
     rq.train()
     for step in range(1, cfg.steps + 1):
