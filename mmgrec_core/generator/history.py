@@ -42,7 +42,8 @@ def split_histories(seen: UserItems, users: Tensor, n: int, max_targets: int, ke
 
     Each user's training items are split at random: a share drawn from U(keep) stays in the input, the rest are
     the targets, all decoded against the one encoded input. The input never contains a target, and every user
-    with a training item has at least one target. Returns history [B, <= n] (id + 1, 0 = padding), targets
+    with a training item has at least one target. Returns history [B, <= n] (id + 1, 0 = padding; as wide as the
+    longest input, whose encoder and mixture work follows the padded width), targets
     [B, <= max_targets] (item ids, -1 = padding) and their mask [B, <= max_targets].
     """
     items, valid = padded_items(seen, users)
@@ -59,7 +60,8 @@ def split_histories(seen: UserItems, users: Tensor, n: int, max_targets: int, ke
     last = key.masked_fill(~valid, -1.0).argmax(1)                      # drop one item where none was
     kept[all_kept, last[all_kept]] = False
     dropped = valid & ~kept
-    chosen = key.masked_fill(~kept, 2.0).topk(min(n, w), 1, largest=False).indices
+    width = max(min(n, int(kept.sum(1).max()) if b else 0), 1)       # the longest input: no all-padding columns
+    chosen = key.masked_fill(~kept, 2.0).topk(width, 1, largest=False).indices
     history = torch.where(kept.gather(1, chosen), items.gather(1, chosen) + 1, 0)
     pick = uniform(b, w).masked_fill(~dropped, 2.0).topk(min(max_targets, w), 1, largest=False).indices
     mask = dropped.gather(1, pick)

@@ -33,6 +33,8 @@ def test_a_training_split_never_puts_a_target_in_its_own_input(seen):
         held = {x for x, ok in zip(t, m) if ok}
         assert held and not given & held and given | held == items_of(seen, u)    # a partition, >= 1 target
     assert (targets[~mask] == -1).all()
+    assert (history[:, -1] > 0).any()              # as wide as the longest input: no column of padding alone
+    assert ((history > 0).sum(1) == (history > 0).cumprod(1).sum(1)).all()         # left-aligned, no gaps
 
 
 def test_training_splits_are_capped_and_repeat_with_the_seed(seen):
