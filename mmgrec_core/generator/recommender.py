@@ -41,7 +41,7 @@ class MMGRec:
 
         Users are searched in batches of similar history length and returned in the order given: a batch pads
         every history to its longest, and the mixture scores every position (on demo a random batch of 128 pads
-        to about 3x its mean length)."""
+        to 3.4x its mean length)."""
         if len(users) == 0:
             return torch.empty(0, k, dtype=torch.long)
         on = users.to(self.seen.indptr.device)
