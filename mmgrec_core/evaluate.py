@@ -66,11 +66,12 @@ def evaluate_splits(model: Recommender, data: InteractionData, splits: Sequence[
         for split, (su, relevant, n_relevant) in per_split.items():
             mine = np.isin(batch, su)                                   # this split's users in the batch
             hits = hit_matrix(batch[mine], recs[mine], relevant, data.num_items)
+            n = n_relevant[batch[mine]]
             first = recs[mine, 0]
             firsts[split] += np.bincount(first[first >= 0], minlength=data.num_items)   # -1 pads an empty list
             for k in ks:
-                sums[split][f"recall@{k}"] += recall_at_k(hits, n_relevant[batch[mine]], k).sum()
-                sums[split][f"ndcg@{k}"] += ndcg_at_k(hits, n_relevant[batch[mine]], k).sum()
+                sums[split][f"recall@{k}"] += recall_at_k(hits, n, k).sum()
+                sums[split][f"ndcg@{k}"] += ndcg_at_k(hits, n, k).sum()
     out = {}
     for split, (su, _, _) in per_split.items():
         n = max(len(su), 1)

@@ -20,11 +20,15 @@ class UserItems:
         self.indptr = torch.from_numpy(m.indptr.astype(np.int64)).to(device)
         self.indices = torch.from_numpy(m.indices.astype(np.int64)).to(device)
 
+    def lengths(self, users: torch.Tensor) -> torch.Tensor:
+        """How many items each user in `users` [B] has, int64 [B] on this index's device."""
+        users = users.to(self.indptr.device)
+        return self.indptr[users + 1] - self.indptr[users]
+
     def pairs_of(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(row in batch, item) for every item of every user in `users` [B]; no Python loop over users."""
         users = users.to(self.indptr.device)
-        start, end = self.indptr[users], self.indptr[users + 1]
-        lengths = end - start
+        start, lengths = self.indptr[users], self.lengths(users)
         rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)
         first = torch.repeat_interleave(start - torch.cumsum(lengths, 0) + lengths, lengths)
         cols = self.indices[first + torch.arange(len(rows), device=users.device)]

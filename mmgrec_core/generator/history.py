@@ -12,8 +12,7 @@ from ..data.sampling import UserItems
 def padded_items(seen: UserItems, users: Tensor) -> tuple[Tensor, Tensor]:
     """(items int64 [B, W], valid bool [B, W]): each user's training items, W = the longest list."""
     users = users.to(seen.indptr.device)
-    start = seen.indptr[users]
-    length = seen.indptr[users + 1] - start
+    start, length = seen.indptr[users], seen.lengths(users)
     width = max(int(length.max()) if len(users) else 0, 1)
     offset = torch.arange(width, device=users.device)
     valid = offset < length[:, None]

@@ -44,8 +44,7 @@ class MMGRec:
         to 3.4x its mean length)."""
         if len(users) == 0:
             return torch.empty(0, k, dtype=torch.long)
-        on = users.to(self.seen.indptr.device)
-        order = (self.seen.indptr[on + 1] - self.seen.indptr[on]).argsort(stable=True).to(users.device)
+        order = self.seen.lengths(users).argsort(stable=True).to(users.device)
         parts = [self.search(users[order[s:s + self.batch_size]], k).items
                  for s in range(0, len(users), self.batch_size)]
         found = torch.cat(parts)
