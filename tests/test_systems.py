@@ -111,6 +111,21 @@ def test_alignment_loss_by_hand():
     assert not torch.allclose(alignment_log_likelihood(model, source, three[2], three[1]), base)
 
 
+def test_alignment_loss_is_the_mean_over_ordered_pairs_of_each_pair_alone():
+    """The batched loss (every source encoded in one pass, every target decoded once for the other sources) is
+    the mean over the 6 ordered pairs of 3 segments of -log p(target | source) per target token."""
+    from mmgrec_core.train import alignment_log_likelihood, alignment_loss
+    torch.manual_seed(0)
+    model = RecIDGenerator(GeneratorConfig(dim=8, heads=2, item_emb="codes", mixture=False, transition=False,
+                                           pe="sinusoidal", cooccurrence=False, dropout=0.0),
+                           torch.randn(2, 3), (3,) * 8, torch.zeros(2, 8, dtype=torch.long)).eval()
+    three = segments(2, 3, True)
+    ids = torch.randint(3, (5, 8))
+    pairs = [(a, b) for a in three for b in three if a != b]
+    expected = sum(-alignment_log_likelihood(model, ids, a, b).mean() / len(b) for a, b in pairs) / len(pairs)
+    torch.testing.assert_close(alignment_loss(model, ids, three), expected)
+
+
 def test_item_embedding_from_codes_is_the_sum_of_its_token_embeddings():
     tokens = torch.tensor([[0, 1, 0], [1, 0, 1], [1, 1, 0]])             # 3 items, Rec-IDs of 3 tokens
     model = RecIDGenerator(GeneratorConfig(dim=4, heads=1, item_emb="codes", mixture=False, transition=False,
