@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -39,13 +41,30 @@ class MMGRec:
     def recommend(self, users: Tensor, k: int) -> Tensor:
         """int64 [B, k] item ids, best first; never a training item, never a duplicate; -1 pads short lists.
 
-        Users are searched in batches of similar history length and returned in the order given: a batch pads
-        every history to its longest, and the mixture scores every position (on demo a random batch of 128 pads
-        to 3.4x its mean length)."""
+        Users are searched in batches of similar history length (`length_batches`) and returned in the order
+        given: a batch pads every history to its longest, and the mixture scores every position (on demo a random
+        batch of 128 pads to 3.4x its mean length). Without the mixture, only the batch size splits them: more,
+        smaller batches cost TIGER's search on demo 10% more than the padding they save."""
         if len(users) == 0:
             return torch.empty(0, k, dtype=torch.long)
-        order = self.seen.lengths(users).argsort(stable=True).to(users.device)
-        parts = [self.search(users[order[s:s + self.batch_size]], k).items
-                 for s in range(0, len(users), self.batch_size)]
+        lengths = self.seen.lengths(users).clamp_max(self.model.config.max_history)    # what a batch pads to
+        order = lengths.argsort(stable=True)
+        spread = 2.0 if self.model.config.mixture else math.inf    # without it a position costs the encoder alone
+        parts = [self.search(users[order[part].to(users.device)], k).items
+                 for part in length_batches(lengths[order], self.batch_size, spread)]
         found = torch.cat(parts)
         return torch.empty_like(found).index_copy_(0, order.to(found.device), found)
+
+
+def length_batches(lengths: Tensor, size: int, spread: float = 2.0) -> list[slice]:
+    """Consecutive batches of ascending history lengths [n]: at most `size` users each, and none whose longest
+    history is over `spread` times its shortest (or than `spread` with empty ones), so that padding costs a batch
+    at most `spread` times its work. 100k items, 256 random users (lengths 2-75, mean 16): 0.61 -> 0.33 ms per
+    user (`benchmarks/inference_vs_catalog.py`); a spread of 1.5 or 3 gave 0.34-0.36."""
+    values, ceiling = lengths.tolist(), (lengths.clamp_min(1) * spread).tolist()
+    bounds, start = [], 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or end - start == size or values[end] > ceiling[start]:
+            bounds.append(slice(start, end))
+            start = end
+    return bounds

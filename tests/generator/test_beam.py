@@ -7,7 +7,7 @@ from mmgrec_core.data.sampling import UserItems
 from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories, sequence_log_probs
 from mmgrec_core.generator.beam import mixture
 from mmgrec_core.generator.cooccurrence import CoOccurrence
-from mmgrec_core.generator.recommender import MMGRec
+from mmgrec_core.generator.recommender import MMGRec, length_batches
 from mmgrec_core.recid import RecIDTable
 
 pytestmark = pytest.mark.filterwarnings("ignore::mmgrec_core.data.dataset.DatasetWarning")
@@ -171,3 +171,11 @@ def test_recommend_searches_users_by_history_length_and_returns_them_in_the_orde
     alone = torch.cat([rec.search(asked[i:i + 1], 5).items for i in range(len(asked))])   # each user by itself
     assert torch.equal(rec.recommend(asked, 5), alone)
     assert rec.recommend(asked[:0], 5).shape == (0, 5)
+
+
+def test_length_batches_cap_the_users_and_the_spread_of_lengths_in_each_batch():
+    lengths = torch.tensor([1, 1, 2, 3, 5, 9, 10, 30])
+    assert length_batches(lengths, 3) == [slice(0, 3), slice(3, 5), slice(5, 7), slice(7, 8)]
+    assert length_batches(lengths, 8, spread=100) == [slice(0, 8)]
+    assert length_batches(torch.tensor([0, 0, 2, 3]), 8) == [slice(0, 3), slice(3, 4)]   # empty ones count as 1
+    assert length_batches(torch.tensor([], dtype=torch.long), 8) == []
