@@ -239,12 +239,13 @@ def alignment_loss(model: RecIDGenerator, ids: torch.Tensor, segments: list[rang
     """The mean over ordered pairs (source, target) of segments of -log p(target | source) / |target|, for Rec-IDs
     ids [B, T]. The S sources go through the encoder in one pass and each target through the decoder in one pass
     for all the other sources: 1 + S passes instead of 2 x S x (S - 1), the same loss as pair by pair."""
-    memory, pad = _encode_segments(model, ids, segments)                            # [S x B, |segment| + 1, D]
     n, s = len(ids), len(segments)
+    memory, pad = (t.unflatten(0, (s, n)) for t in _encode_segments(model, ids, segments))  # [S, B, L + 1, ...]
     total = 0.0
     for t, target in enumerate(segments):
-        rows = torch.cat([torch.arange(k * n, (k + 1) * n, device=ids.device) for k in range(s) if k != t])
-        log_p = model.segment_log_likelihood(memory[rows], pad[rows], ids.repeat(s - 1, 1), target)
+        others = [k for k in range(s) if k != t]                                  # the sources, segment-major
+        log_p = model.segment_log_likelihood(memory[others].flatten(0, 1), pad[others].flatten(0, 1),
+                                             ids.repeat(s - 1, 1), target)
         total = total - log_p.sum() / (n * len(target))
     return total / (s * (s - 1))
 

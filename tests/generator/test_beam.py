@@ -166,8 +166,7 @@ def test_beams_whose_prefixes_hold_one_item_stop_early_with_the_exact_answer(wor
 def test_recommend_searches_users_by_history_length_and_returns_them_in_the_order_given(world):
     data, table, model, seen, users, history, mass = world
     rec = MMGRec(model, table, seen, beam=8, batch_size=4)
-    lengths = seen.indptr[1:] - seen.indptr[:-1]
-    asked = users[(-lengths).argsort()][:12].flip(0)[torch.tensor([3, 0, 11, 7, 1, 10, 2, 9, 4, 8, 5, 6])]
+    asked = users[(-seen.lengths(users)).argsort()][:12].flip(0)[torch.tensor([3, 0, 11, 7, 1, 10, 2, 9, 4, 8, 5, 6])]
     alone = torch.cat([rec.search(asked[i:i + 1], 5).items for i in range(len(asked))])   # each user by itself
     assert torch.equal(rec.recommend(asked, 5), alone)
     assert rec.recommend(asked[:0], 5).shape == (0, 5)
