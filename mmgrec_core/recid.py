@@ -57,6 +57,7 @@ class PrefixTrie:
     keys: tuple[Tensor, ...]         # d < T: int64 [n_{d+1}], parent * V_d + token, strictly increasing
     bounds: tuple[Tensor, ...]       # d <= T: int64 [n_d + 1], prefix j covers items[bounds[j]:bounds[j+1]]
     items: Tensor                    # int64 [I], item ids sorted by token tuple
+    place: Tensor                    # int64 [I], where each item is in `items` (its inverse permutation)
 
     @classmethod
     def build(cls, tokens: np.ndarray, vocab: Sequence[int]) -> PrefixTrie:
@@ -76,8 +77,10 @@ class PrefixTrie:
             next_token.append(s[starts, d])
             keys.append(parent * vocab[d] + s[starts, d])
             bounds.append(np.r_[starts, n])
+        place = np.empty_like(order)
+        place[order] = np.arange(n)
         return cls(tuple(int(v) for v in vocab), _long(indptr), _long(next_token), _long(keys), _long(bounds),
-                   torch.as_tensor(order, dtype=torch.long))
+                   *_long([order, place]))
 
     @property
     def depth(self) -> int:
@@ -109,7 +112,7 @@ class PrefixTrie:
         slot = torch.arange(width, device=lo.device)
         mask = slot < count[:, None]
         child = torch.where(mask, lo[:, None] + slot, 0)
-        return torch.where(mask, self.next_token[depth][child], 0), torch.where(mask, child, -1), mask
+        return torch.where(mask, self.next_token[depth].take(child), 0), torch.where(mask, child, -1), mask
 
     def step(self, depth: int, prefix_ids: Tensor, tokens: Tensor) -> Tensor:
         """Child ids [B] at depth + 1 reached by `tokens` [B] from `prefix_ids` [B]; -1 where invalid."""
@@ -125,9 +128,7 @@ class PrefixTrie:
 
     def item_paths(self) -> Tensor:
         """int64 [I, T + 1]: each item's prefix id at every depth 0 (the root) .. T (its leaf)."""
-        rank = torch.empty_like(self.items)
-        rank[self.items] = torch.arange(len(self.items), device=self.items.device)
-        return torch.stack([torch.searchsorted(b, rank, right=True) - 1 for b in self.bounds], 1)
+        return torch.stack([torch.searchsorted(b, self.place, right=True) - 1 for b in self.bounds], 1)
 
     def item_of_leaf(self, leaf_ids: Tensor) -> Tensor:
         """Item ids [B] of leaves (depth T prefix ids); -1 stays -1."""

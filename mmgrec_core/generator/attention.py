@@ -193,17 +193,24 @@ class DecoderLayer(nn.Module):
         The queries are regrouped per user into [B, H, W t, d_h] (W the most rows any user has, the rest zeros)
         and read their user's keys directly. Queries do not interact, so this equals gathering k and v per row,
         without copying [R, H, N, d_h] keys and values forward and adding them back backward (training decodes up
-        to 32 targets per user, beam search W beams per user).
+        to 32 targets per user, beam search W beams per user). Where rows already are W consecutive rows per user
+        (beam search) the grid is a view of q.
         """
         r, h, t, dh = q.shape
         b = len(k)
         if r == 0:
             return q
-        place, w = group_rows(rows, b)
-        grid = q.new_zeros(b, w, h, t, dh).index_put((rows, place), q)  # [B, W, H, t, d_h]
+        regular = r % b == 0 and bool((rows.reshape(b, -1) == torch.arange(b, device=rows.device)[:, None]).all())
+        if regular:
+            place, w = None, r // b
+            grid = q.view(b, w, h, t, dh)
+        else:
+            place, w = group_rows(rows, b)
+            grid = q.new_zeros(b, w, h, t, dh).index_put((rows, place), q)  # [B, W, H, t, d_h]
         y = F.scaled_dot_product_attention(grid.transpose(1, 2).reshape(b, h, w * t, dh), k, v,
                                            attn_mask=(~pad)[:, None, None, :])
-        return y.view(b, h, w, t, dh).transpose(1, 2)[rows, place]
+        y = y.view(b, h, w, t, dh).transpose(1, 2)
+        return y.reshape(r, h, t, dh) if regular else y[rows, place]
 
     def _split(self, x: Tensor) -> Tensor:
         """[R, n, D] -> [R, H, n, d_h]."""

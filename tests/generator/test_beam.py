@@ -5,7 +5,7 @@ import torch
 from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems
 from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories, sequence_log_probs
-from mmgrec_core.generator.beam import mixture
+from mmgrec_core.generator.beam import children_mixture, mixture
 from mmgrec_core.generator.cooccurrence import CoOccurrence
 from mmgrec_core.generator.recommender import MMGRec, length_batches
 from mmgrec_core.recid import RecIDTable
@@ -133,6 +133,51 @@ def test_the_factorised_mixture_equals_it_in_log_space_also_where_float32_underf
     assert torch.isneginf(cand[~valid]).all()
     assert torch.allclose(cand[valid].double(), expected[valid], atol=1e-4, rtol=1e-6)
     assert torch.allclose(log_z[alive].double(), expected_z[alive], atol=1e-3, rtol=1e-6)
+
+
+def test_the_mixture_child_by_child_equals_the_one_over_the_vocabulary(world):
+    """`children_mixture` lists each valid child once; it must give what `mixture` gives on the padded rows."""
+    gen = torch.Generator().manual_seed(1)
+    g, w, m, v = 3, 2, 4, 9
+    base = torch.randn(g * w, v, generator=gen) * 3
+    comp = torch.randn(g, m, v, generator=gen) * 3
+    children = torch.tensor([[1, 4, 8], [0, 0, 0], [2, 3, 0], [5, 0, 0], [6, 7, 8], [0, 1, 2]])   # [R, C]
+    valid = torch.tensor([[1, 1, 1], [0, 0, 0], [1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 1]], dtype=torch.bool)
+    log_w = torch.randn(g * w, m, generator=gen).log_softmax(1)
+    log_w[2, 1] = float("-inf")                                              # a padding component
+    cand, log_z = mixture(base, comp, log_w, children, valid)
+    row, slot = valid.nonzero(as_tuple=True)
+    token = children[row, slot]
+    kid_cand, kid_log_z = children_mixture(base[row, token], comp, log_w, row, token, w)
+    assert torch.allclose(kid_cand, cand[row, slot], atol=1e-5)
+    assert torch.allclose(kid_log_z, log_z, atol=1e-5)                       # 0 on the row without children
+    assert torch.allclose(kid_cand[row == 3], log_w[3].logsumexp(0), atol=1e-6)   # one child: q = 1
+
+
+@pytest.mark.parametrize("cooccurrence", [True, False])
+def test_full_width_beam_equals_exact_enumeration_child_by_child_and_at_the_last_choice(world, cooccurrence):
+    """A wide vocabulary with few children per prefix, as deep levels of a large catalog have: each level is
+    scored child by child, and the third level is the last choice (one item per child), where beams with one
+    child are not decoded. The answer must still be exactly that of scoring every item."""
+    data, _, _, seen, users, history, mass = world
+    rng = np.random.default_rng(4)
+    first = np.repeat(np.arange(16), 5)[rng.permutation(data.num_items)]      # 16 prefixes of 5 items each
+    rank = np.empty(data.num_items, dtype=int)
+    rank[np.argsort(first, kind="stable")] = np.arange(data.num_items) % 5   # an item's rank in its prefix
+    codes = np.stack([first // 4, first % 4, rank * 40 + rng.integers(0, 40, data.num_items)], 1)
+    table = RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), codebook_size=256)
+    assert table.trie.num_prefixes(3) == data.num_items and table.max_p == 0
+    torch.manual_seed(2)
+    model = RecIDGenerator(GeneratorConfig(dim=16, heads=2, cooccurrence=cooccurrence),
+                           torch.randn(data.num_items, 8), table.trie.vocab).eval()
+    with torch.no_grad():
+        for t in model.transition:
+            t.normal_()
+    mass = CoOccurrence(seen).node_mass(history, users, table.trie) if cooccurrence else None
+    result = beam_search(model, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users, mass=mass)
+    exact = exact_top_k(model, table, seen, users, history, 10, mass)
+    assert torch.equal(result.items, exact.indices)
+    assert torch.allclose(result.scores, exact.values, atol=1e-4)
 
 
 def test_beams_whose_prefixes_hold_one_item_stop_early_with_the_exact_answer(world):
