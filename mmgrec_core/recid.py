@@ -111,8 +111,8 @@ class PrefixTrie:
         width = max(int(count.max()) if len(count) else 0, 1)
         slot = torch.arange(width, device=lo.device)
         mask = slot < count[:, None]
-        child = torch.where(mask, lo[:, None] + slot, 0)
-        return torch.where(mask, self.next_token[depth].take(child), 0), torch.where(mask, child, -1), mask
+        child = (lo[:, None] + slot).clamp_max_(len(self.next_token[depth]) - 1)
+        return self.next_token[depth].take(child).masked_fill_(~mask, 0), child.masked_fill_(~mask, -1), mask
 
     def step(self, depth: int, prefix_ids: Tensor, tokens: Tensor) -> Tensor:
         """Child ids [B] at depth + 1 reached by `tokens` [B] from `prefix_ids` [B]; -1 where invalid."""

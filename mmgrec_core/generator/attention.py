@@ -33,6 +33,13 @@ def group_rows(rows: Tensor, groups: int) -> tuple[Tensor, int]:
     return place, int(counts.max())
 
 
+def one_query_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(d_h)) v [R, H, 1, d_h] for one query per row, q [R, H, 1, d_h], over k, v [R, H, t, d_h]:
+    as elementwise products, twice as fast as SDPA's kernel at beam search's shapes (thousands of rows, t <= 4)."""
+    scores = (q * k).sum(-1, keepdim=True) * q.shape[-1] ** -0.5                # [R, H, t, 1]
+    return (scores.softmax(2) * v).sum(2, keepdim=True)
+
+
 class RelationAwareSelfAttention(nn.Module):
     """Multi-head self-attention with an optional user-specific relation term (`relation=False`: plain MHA) and
     optional similarity-reweighted values (`sim_buckets` = K > 0, BBQRec §4.2, Eq. 17):
@@ -174,7 +181,7 @@ class DecoderLayer(nn.Module):
             if cache:
                 k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
             cache[:] = [k, v]
-            y = F.scaled_dot_product_attention(q, k, v)                   # the newest sees every earlier one
+            y = one_query_attention(q, k, v)                              # the newest sees every earlier one
         x = x + self.drop(self.self_out(self._merge(y)))
         k, v = self.memory_kv(memory) if memory_kv is None else memory_kv
         x = x + self.drop(self.cross_out(self._merge(self._cross(self._split(self.query(self.norm2(x))), k, v,

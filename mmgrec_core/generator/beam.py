@@ -71,8 +71,8 @@ class SeenPrefixes:
     def __init__(self, trie: PrefixTrie, seen: UserItems, users: Tensor):
         rows, items = (t.to(trie.items.device) for t in seen.pairs_of(users))
         leaf_pos = trie.place[items]                                        # each seen item's place in trie order
-        self.trie, self.rows, self.nodes = trie, [], []
-        for d in range(trie.depth + 1):
+        self.trie, self.rows, self.nodes = trie, [None], [None]               # the root is never a child
+        for d in range(1, trie.depth + 1):
             n = trie.num_prefixes(d)
             node = torch.searchsorted(trie.bounds[d], leaf_pos, right=True) - 1
             key, count = torch.unique(rows * n + node, return_counts=True)
@@ -136,7 +136,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             hidden = state.new_zeros(b * w, state.shape[1]).index_put_((many,), state)
         else:
             hidden = model.decode_next(memory, pad, last, rows, cache, memory_kv)    # [B*W, D]
-        comp = model.component_logits(model.components(memory, d), d, component_items)   # [B, M, V]
+        comp = model.memory_logits(memory, d, component_items)            # [B, M, V]
         flat_w = log_w.reshape(b * w, -1)
         if int(valid.sum()) * comp.shape[1] < b * w * comp.shape[2]:   # [E, M] terms fewer than [B*W, V]: E alone
             row, slot = valid.nonzero(as_tuple=True)                      # the E valid children

@@ -159,6 +159,24 @@ def test_cross_attention_of_grouped_beams_equals_the_gathered_path():
     assert torch.allclose(grouped[order], gathered, atol=1e-5)
 
 
+@pytest.mark.parametrize("mixture", [True, False])
+def test_the_components_logits_with_their_projection_folded_in_equal_them_projected_first(mixture):
+    torch.manual_seed(0)
+    model = RecIDGenerator(GeneratorConfig(dim=16, heads=2, mixture=mixture), torch.randn(30, 8), (4, 4, 3)).eval()
+    with torch.no_grad():
+        for table in model.transition:
+            table.normal_()
+        model.network_weight.fill_(0.7)
+        history = torch.tensor([[3, 7, 9, 0], [1, 2, 0, 0]])
+        memory, _ = model.encode(history)
+        items = model.component_items(history)
+        for level in range(model.depth):
+            folded = model.memory_logits(memory, level, items)
+            assert torch.allclose(folded, model.component_logits(model.components(memory, level), level, items),
+                                  atol=1e-5)
+            assert folded.shape == (2, 5 if mixture else 1, model.vocab[level])
+
+
 def test_dropout_keeps_the_expected_share_scaled_and_repeats_under_a_seed():
     from mmgrec_core.generator.attention import Dropout
     drop = Dropout(0.2).train()
