@@ -81,14 +81,14 @@ class SeenPrefixes:
             self.rows.append(row[full])
             self.nodes.append(node[full])
 
-    def clear(self, depth: int, prefix: Tensor, allowed: Tensor) -> None:
-        """Sets `allowed` [B * W, C] (the children at depth + 1 of the beams' prefixes [B, W] at `depth`, as
-        `PrefixTrie.children` lists them) to False where the beam's user has seen every item under the child."""
+    def clear(self, depth: int, prefix: Tensor, scores: Tensor) -> None:
+        """Sets `scores` [B * W, C] (of the children at depth + 1 of the beams' prefixes [B, W] at `depth`, as
+        `PrefixTrie.children` lists them) to -inf where the beam's user has seen every item under the child."""
         rows, nodes = self.rows[depth + 1], self.nodes[depth + 1]                # [F]
         indptr = self.trie.indptr[depth]
         parent = torch.searchsorted(indptr, nodes, right=True) - 1              # a child's parent at `depth`
         hit, beam = (prefix[rows] == parent[:, None]).nonzero(as_tuple=True)   # [F, W]: which beams hold it
-        allowed[rows[hit] * prefix.shape[1] + beam, nodes[hit] - indptr[parent[hit]]] = False
+        scores[rows[hit] * prefix.shape[1] + beam, nodes[hit] - indptr[parent[hit]]] = float("-inf")
 
 
 @torch.no_grad()
@@ -124,9 +124,6 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
         flat = prefix.reshape(-1)
         children, child, valid = trie.children(d, flat)                   # [B*W, C]: what q_j normalises over
         c = children.shape[1]
-        allowed = valid.clone()                                           # ... and what may be chosen
-        if fully_seen is not None:
-            fully_seen.clear(d, prefix, allowed)
         rows = user_rows.repeat_interleave(w)
         final = trie.num_prefixes(d + 1) == len(trie.items)     # the last choice: every child holds one item
         if final:     # a beam with one valid child gives it q = 1 whatever its state; no later level reads the cache
@@ -154,7 +151,9 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
                 base = base.scatter_add(1, children, evidence.masked_fill(~valid, 0.0))
             cand, log_z = mixture(base, comp, flat_w, children, valid)    # [B*W, C], [B*W, M]
             kid_base = base.gather(1, children)
-        cand = cand.masked_fill(~allowed, float("-inf")).view(b, w * c)
+        if fully_seen is not None:                                       # what may be chosen
+            fully_seen.clear(d, prefix, cand)
+        cand = cand.view(b, w * c)
         scores, pick = cand.topk(min(beam, w * c), 1)                    # [B, W']
         parent, slot = pick // c, pick % c
         picked = parent + user_rows[:, None] * w                          # rows of the flat [B*W] arrays
@@ -206,8 +205,9 @@ def mixture(base: Tensor, comp: Tensor, log_w: Tensor, children: Tensor, valid: 
     normaliser over the valid children, log Z_j = log sum_c e^{z_j(c)} [R, M] (0 on a row without children).
 
     z_j(c) = base[r, c] + comp[g, j, c] (`RecIDGenerator.level_logits`; R = G x W rows, W beams per group) and
-    log_w [R, M] the beams' component log-weights. As e^{z_j(c)} = e^{base(c)} e^{comp_j(c)}, both sums are
-    batched matrix products over the level's vocabulary: Z = e^base . (e^comp)^T, and the mixture is
+    log_w [R, M] the beams' component log-weights; each row's valid children come first, as
+    `PrefixTrie.children` pads them. As e^{z_j(c)} = e^{base(c)} e^{comp_j(c)}, both sums are batched matrix
+    products over the level's vocabulary: Z = e^base . (e^comp)^T, and the mixture is
     e^base(c) sum_j (w_j / Z_j) e^{comp_j(c)}. Nothing of size R x M x C is formed, so the cost follows
     W x M x V per group whatever the children per beam. Each factor is shifted by its maximum; a row where a
     normaliser or a valid child still underflows float32 (a logit about 87 below the largest) is recomputed
@@ -217,7 +217,7 @@ def mixture(base: Tensor, comp: Tensor, log_w: Tensor, children: Tensor, valid: 
     g, m, _ = comp.shape
     w = r // g
     neg = float("-inf")
-    alive = valid.any(1)
+    alive = valid[:, 0]                                                            # children come first
     kid_base = base.gather(1, children)                                            # [R, C]
     top_b = kid_base.masked_fill(~valid, neg).amax(1, keepdim=True).clamp_min(-1e30)   # [R, 1]; finite if dead
     kid_eb = (kid_base - top_b).exp_().masked_fill_(~valid, 0.0)
