@@ -104,15 +104,19 @@ class PrefixTrie:
     def children(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The valid next tokens of each prefix [B], padded to the most children any of them has:
         (tokens int64 [B, C], child ids int64 [B, C], mask bool [B, C]); id -1 has none."""
-        indptr = self.indptr[depth]
-        ok = prefix_ids >= 0
-        lo = indptr[prefix_ids.clamp_min(0)]
-        count = torch.where(ok, indptr[prefix_ids.clamp_min(0) + 1] - lo, 0)                # [B]
+        lo, count = self.child_ranges(depth, prefix_ids)                                     # [B]
         width = max(int(count.max()) if len(count) else 0, 1)
         slot = torch.arange(width, device=lo.device)
         mask = slot < count[:, None]
         child = (lo[:, None] + slot).clamp_max_(len(self.next_token[depth]) - 1)
         return self.next_token[depth].take(child).masked_fill_(~mask, 0), child.masked_fill_(~mask, -1), mask
+
+    def child_ranges(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Each prefix's [B] children as a range of child ids: (the first int64 [B], how many int64 [B]); id -1
+        has none."""
+        indptr, ids = self.indptr[depth], prefix_ids.clamp_min(0)
+        lo = indptr[ids]
+        return lo, torch.where(prefix_ids >= 0, indptr[ids + 1] - lo, 0)
 
     def step(self, depth: int, prefix_ids: Tensor, tokens: Tensor) -> Tensor:
         """Child ids [B] at depth + 1 reached by `tokens` [B] from `prefix_ids` [B]; -1 where invalid."""

@@ -81,14 +81,15 @@ class SeenPrefixes:
             self.rows.append(row[full])
             self.nodes.append(node[full])
 
-    def clear(self, depth: int, prefix: Tensor, scores: Tensor) -> None:
-        """Sets `scores` [B * W, C] (of the children at depth + 1 of the beams' prefixes [B, W] at `depth`, as
-        `PrefixTrie.children` lists them) to -inf where the beam's user has seen every item under the child."""
+    def children_of(self, depth: int, prefix: Tensor) -> tuple[Tensor, Tensor]:
+        """The children at depth + 1 of the beams' prefixes [B, W] at `depth` under which the beam's user has seen
+        every item: (beam row in the flat [B * W], slot among the prefix's children as `PrefixTrie.children` lists
+        them)."""
         rows, nodes = self.rows[depth + 1], self.nodes[depth + 1]                # [F]
         indptr = self.trie.indptr[depth]
         parent = torch.searchsorted(indptr, nodes, right=True) - 1              # a child's parent at `depth`
         hit, beam = (prefix[rows] == parent[:, None]).nonzero(as_tuple=True)   # [F, W]: which beams hold it
-        scores[rows[hit] * prefix.shape[1] + beam, nodes[hit] - indptr[parent[hit]]] = float("-inf")
+        return rows[hit] * prefix.shape[1] + beam, nodes[hit] - indptr[parent[hit]]
 
 
 @torch.no_grad()
@@ -121,13 +122,11 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             tokens, prefix = complete(trie, d, prefix, tokens, steps if return_steps else None, scores)
             break
         w = prefix.shape[1]
-        flat = prefix.reshape(-1)
-        children, child, valid = trie.children(d, flat)                   # [B*W, C]: what q_j normalises over
-        c = children.shape[1]
+        first, count = trie.child_ranges(d, prefix.reshape(-1))           # [B*W]: each beam's children
         rows = user_rows.repeat_interleave(w)
         final = trie.num_prefixes(d + 1) == len(trie.items)     # the last choice: every child holds one item
         if final:     # a beam with one valid child gives it q = 1 whatever its state; no later level reads the cache
-            many = valid[:, 1] if c > 1 else torch.zeros_like(valid[:, 0])        # [B*W] two or more children
+            many = count > 1
             state = model.decode_next(memory, pad, None if last is None else last[many], rows[many],
                                       [[kv[many] for kv in layer] for layer in cache], memory_kv)
             hidden = state.new_zeros(b * w, state.shape[1]).index_put_((many,), state)
@@ -135,32 +134,47 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             hidden = model.decode_next(memory, pad, last, rows, cache, memory_kv)    # [B*W, D]
         comp = model.memory_logits(memory, d, component_items)            # [B, M, V]
         flat_w = log_w.reshape(b * w, -1)
-        if int(valid.sum()) * comp.shape[1] < b * w * comp.shape[2]:   # [E, M] terms fewer than [B*W, V]: E alone
-            row, slot = valid.nonzero(as_tuple=True)                      # the E valid children
-            token = children[row, slot]
-            kid_base = model.token_logits(hidden[row], d, token)          # [E]
+        # every candidate child in one flat list: its beam row, token, trie id, prefix part, score; a user's are
+        # together, from offset[user] on, and `grid` [B, X] holds each user's scores for the top-k
+        entries = int(count.sum())
+        if 0 < entries and entries * comp.shape[1] < b * w * comp.shape[2]:    # [E, M] fewer than [B*W, V]
+            row, child, row_start = listed(first, count, entries)
+            token = trie.next_token[d][child]
+            base = model.token_logits(hidden[row], d, token)              # [E]
             if model.config.cooccurrence:
-                kid_base = kid_base + model.evidence(d, mass, row // w, child[row, slot, None])[:, 0].float()
-            kid_cand, log_z = children_mixture(kid_base, comp, flat_w, row, token, w)
-            cand = torch.full(children.shape, float("-inf"), device=device).index_put_((row, slot), kid_cand)
-            kid_base = torch.zeros(children.shape, device=device).index_put_((row, slot), kid_base)   # [B*W, C]
+                base = base + model.evidence(d, mass, row // w, child[:, None])[:, 0].float()
+            cand, log_z = children_mixture(base, comp, flat_w, row, token, w)
+            if fully_seen is not None:                                    # what may be chosen
+                seen_row, seen_slot = fully_seen.children_of(d, prefix)
+                cand[row_start[seen_row] + seen_slot] = float("-inf")
+            per_user = count.view(b, w).sum(1)                            # a user's children follow each other
+            offset = per_user.cumsum(0) - per_user
+            user = row // w
+            grid = cand.new_full((b, max(int(per_user.max()), 1)), float("-inf"))
+            grid = grid.index_put_((user, torch.arange(entries, device=device) - offset[user]), cand)
+            scores, pick = grid.topk(min(beam, grid.shape[1]), 1)        # [B, W']
+            entry = (offset[:, None] + pick).clamp_max(entries - 1)       # an empty slot may point past its user
+            picked = row[entry]                                           # rows of the flat [B*W] arrays
         else:
+            children, child, valid = trie.children(d, prefix.reshape(-1))  # [B*W, C]: what q_j normalises over
+            c = children.shape[1]
             base = model.prefix_logits(hidden, d)                          # [B*W, V]
             if model.config.cooccurrence:        # a prefix part like base: added at each beam's children
                 evidence = model.evidence(d, mass, rows, child).float()
                 base = base.scatter_add(1, children, evidence.masked_fill(~valid, 0.0))
             cand, log_z = mixture(base, comp, flat_w, children, valid)    # [B*W, C], [B*W, M]
-            kid_base = base.gather(1, children)
-        if fully_seen is not None:                                       # what may be chosen
-            fully_seen.clear(d, prefix, cand)
-        cand = cand.view(b, w * c)
-        scores, pick = cand.topk(min(beam, w * c), 1)                    # [B, W']
-        parent, slot = pick // c, pick % c
-        picked = parent + user_rows[:, None] * w                          # rows of the flat [B*W] arrays
-        token = children[picked, slot]
-        prefix = torch.where(torch.isneginf(scores), -1, child[picked, slot])
+            if fully_seen is not None:                                    # what may be chosen
+                cand[fully_seen.children_of(d, prefix)] = float("-inf")
+            token, child, base = children.view(-1), child.view(-1), base.gather(1, children).view(-1)
+            scores, pick = cand.view(b, w * c).topk(min(beam, w * c), 1)  # [B, W']
+            entry = user_rows[:, None] * (w * c) + pick
+            picked = entry // c
+        dead = torch.isneginf(scores)                                     # empty slots: -1, token 0, parent 0
+        picked = torch.where(dead, user_rows[:, None] * w, picked)
+        parent, token = picked - user_rows[:, None] * w, torch.where(dead, 0, token[entry])
+        prefix = torch.where(dead, -1, child[entry])
         if not final:
-            chosen = kid_base[picked, slot][..., None] + comp[user_rows[:, None], :, token]   # z_j(token) [B, W', M]
+            chosen = base[entry][..., None] + comp[user_rows[:, None], :, token]   # z_j(token) [B, W', M]
             log_w = flat_w[picked] - log_z[picked] + chosen               # [B, W', M]: + log q_j(chosen token)
             last = token.reshape(-1)
             cache = [[kv[picked.reshape(-1)] for kv in layer] for layer in cache]   # follow each beam's parent
@@ -174,6 +188,14 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
         items = torch.nn.functional.pad(items, (0, fill), value=-1)
         out_scores = torch.nn.functional.pad(out_scores, (0, fill), value=float("-inf"))
     return BeamResult(items=items, scores=out_scores, steps=steps if return_steps else None)
+
+
+def listed(first: Tensor, count: Tensor, entries: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Every child of the beams whose children are the id ranges first.. first + count [R], in order: (its beam row
+    [E], its trie id [E]) and where each row's children start in that list [R]."""
+    row_start = count.cumsum(0) - count
+    row = torch.repeat_interleave(torch.arange(len(count), device=count.device), count, output_size=entries)
+    return row, first[row] + torch.arange(entries, device=count.device) - row_start[row], row_start
 
 
 def finished(trie: PrefixTrie, depth: int, prefix: Tensor) -> bool:
