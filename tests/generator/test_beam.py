@@ -217,9 +217,11 @@ def test_recommend_searches_users_by_history_length_and_returns_them_in_the_orde
     assert rec.recommend(asked[:0], 5).shape == (0, 5)
 
 
-def test_length_batches_cap_the_users_and_the_spread_of_lengths_in_each_batch():
+def test_length_batches_cap_the_users_and_the_padding_of_each_batch():
     lengths = torch.tensor([1, 1, 2, 3, 5, 9, 10, 30])
-    assert length_batches(lengths, 3) == [slice(0, 3), slice(3, 5), slice(5, 7), slice(7, 8)]
-    assert length_batches(lengths, 8, spread=100) == [slice(0, 8)]
-    assert length_batches(torch.tensor([0, 0, 2, 3]), 8) == [slice(0, 3), slice(3, 4)]   # empty ones count as 1
+    # padding as users join: 0, 2 (both 1s to 2), 5, then 13 with the 5 (over 10): a cut before it, and so on
+    assert length_batches(lengths, 8, budget=10) == [slice(0, 4), slice(4, 7), slice(7, 8)]
+    assert length_batches(lengths, 3, budget=10) == [slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 8)]   # <= 3 users
+    assert length_batches(lengths, 8, budget=0) == [slice(0, 2)] + [slice(i, i + 1) for i in range(2, 8)]
+    assert length_batches(lengths, 8, budget=float("inf")) == [slice(0, 8)]
     assert length_batches(torch.tensor([], dtype=torch.long), 8) == []
