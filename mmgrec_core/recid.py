@@ -104,12 +104,7 @@ class PrefixTrie:
     def children(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The valid next tokens of each prefix [B], padded to the most children any of them has:
         (tokens int64 [B, C], child ids int64 [B, C], mask bool [B, C]); id -1 has none."""
-        lo, count = self.child_ranges(depth, prefix_ids)                                     # [B]
-        width = max(int(count.max()) if len(count) else 0, 1)
-        slot = torch.arange(width, device=lo.device)
-        mask = slot < count[:, None]
-        child = (lo[:, None] + slot).clamp_max_(len(self.next_token[depth]) - 1)
-        return self.next_token[depth].take(child).masked_fill_(~mask, 0), child.masked_fill_(~mask, -1), mask
+        return self.padded(depth, *self.child_ranges(depth, prefix_ids))
 
     def child_ranges(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor]:
         """Each prefix's [B] children as a range of child ids: (the first int64 [B], how many int64 [B]); id -1
@@ -117,6 +112,32 @@ class PrefixTrie:
         indptr, ids = self.indptr[depth], prefix_ids.clamp_min(0)
         lo = indptr[ids]
         return lo, torch.where(prefix_ids >= 0, indptr[ids + 1] - lo, 0)
+
+    def padded(self, depth: int, first: Tensor, count: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """`children` of the child ranges first, count [B] (`child_ranges`): one row per prefix, as wide as the
+        most children."""
+        width = max(int(count.max()) if len(count) else 0, 1)
+        slot = torch.arange(width, device=first.device)
+        mask = slot < count[:, None]
+        child = (first[:, None] + slot).clamp_max_(len(self.next_token[depth]) - 1)
+        return self.next_token[depth].take(child).masked_fill_(~mask, 0), child.masked_fill_(~mask, -1), mask
+
+    def listed(self, depth: int, first: Tensor, count: Tensor, entries: int
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The same children one by one, in order, where `padded` would be mostly padding: (row [E], child id
+        [E], token [E]) and where each row's children start in that list [B]; `entries` = count.sum()."""
+        row_start = count.cumsum(0) - count
+        row = torch.repeat_interleave(torch.arange(len(count), device=count.device), count, output_size=entries)
+        child = first[row] + torch.arange(entries, device=count.device) - row_start[row]
+        return row, child, self.next_token[depth][child], row_start
+
+    def parent_of(self, depth: int, child_ids: Tensor) -> Tensor:
+        """The prefix ids [B] at `depth` of children [B] at depth + 1 (read from their keys)."""
+        return self.keys[depth][child_ids] // self.vocab[depth]
+
+    def prefix_at(self, depth: int, positions: Tensor) -> Tensor:
+        """The prefix ids [B] at `depth` that hold the items at `positions` [B] of `items` (trie order)."""
+        return torch.searchsorted(self.bounds[depth], positions, right=True) - 1
 
     def step(self, depth: int, prefix_ids: Tensor, tokens: Tensor) -> Tensor:
         """Child ids [B] at depth + 1 reached by `tokens` [B] from `prefix_ids` [B]; -1 where invalid."""
@@ -132,7 +153,7 @@ class PrefixTrie:
 
     def item_paths(self) -> Tensor:
         """int64 [I, T + 1]: each item's prefix id at every depth 0 (the root) .. T (its leaf)."""
-        return torch.stack([torch.searchsorted(b, self.place, right=True) - 1 for b in self.bounds], 1)
+        return torch.stack([self.prefix_at(d, self.place) for d in range(self.depth + 1)], 1)
 
     def item_of_leaf(self, leaf_ids: Tensor) -> Tensor:
         """Item ids [B] of leaves (depth T prefix ids); -1 stays -1."""

@@ -78,15 +78,14 @@ class SeenPrefixes:
         every item: (beam row in the flat [B * W], slot among the prefix's children as `PrefixTrie.children` lists
         them)."""
         trie, n = self.trie, self.trie.num_prefixes(depth + 1)
-        node = torch.searchsorted(trie.bounds[depth + 1], self.leaf_pos, right=True) - 1
-        key, count = torch.unique(self.rows * n + node, return_counts=True)
+        key, count = torch.unique(self.rows * n + trie.prefix_at(depth + 1, self.leaf_pos), return_counts=True)
         rows, nodes = key // n, key % n
-        full = count == trie.bounds[depth + 1][nodes + 1] - trie.bounds[depth + 1][nodes]
+        start, end = trie.items_under(depth + 1, nodes)
+        full = count == end - start
         rows, nodes = rows[full], nodes[full]                                    # [F]
-        indptr = trie.indptr[depth]
-        parent = torch.searchsorted(indptr, nodes, right=True) - 1              # a child's parent at `depth`
+        parent = trie.parent_of(depth, nodes)
         hit, beam = (prefix[rows] == parent[:, None]).nonzero(as_tuple=True)   # [F, W]: which beams hold it
-        return rows[hit] * prefix.shape[1] + beam, nodes[hit] - indptr[parent[hit]]
+        return rows[hit] * prefix.shape[1] + beam, nodes[hit] - trie.indptr[depth][parent[hit]]
 
 
 @torch.no_grad()
@@ -135,8 +134,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
         # together, from offset[user] on, and `grid` [B, X] holds each user's scores for the top-k
         entries = int(count.sum())
         if 0 < entries and entries * comp.shape[1] < b * w * comp.shape[2]:    # [E, M] fewer than [B*W, V]
-            row, child, row_start = listed(first, count, entries)
-            token = trie.next_token[d][child]
+            row, child, token, row_start = trie.listed(d, first, count, entries)
             base = model.token_logits(hidden[row], d, token)              # [E]
             if model.config.cooccurrence:
                 base = base + model.evidence(d, mass, row // w, child[:, None])[:, 0].float()
@@ -153,7 +151,7 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             entry = (offset[:, None] + pick).clamp_max(entries - 1)       # an empty slot may point past its user
             picked = row[entry]                                           # rows of the flat [B*W] arrays
         else:
-            children, child, valid = trie.children(d, prefix.reshape(-1))  # [B*W, C]: what q_j normalises over
+            children, child, valid = trie.padded(d, first, count)         # [B*W, C]: what q_j normalises over
             c = children.shape[1]
             base = model.prefix_logits(hidden, d)                          # [B*W, V]
             if model.config.cooccurrence:        # a prefix part like base: added at each beam's children
@@ -187,14 +185,6 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
     return BeamResult(items=items, scores=out_scores, steps=steps if return_steps else None)
 
 
-def listed(first: Tensor, count: Tensor, entries: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Every child of the beams whose children are the id ranges first.. first + count [R], in order: (its beam row
-    [E], its trie id [E]) and where each row's children start in that list [R]."""
-    row_start = count.cumsum(0) - count
-    row = torch.repeat_interleave(torch.arange(len(count), device=count.device), count, output_size=entries)
-    return row, first[row] + torch.arange(entries, device=count.device) - row_start[row], row_start
-
-
 def finished(trie: PrefixTrie, depth: int, prefix: Tensor) -> bool:
     """Whether every beam's prefix [B, W] at `depth` (-1 = empty slot) covers a single item. Each of its remaining
     tokens is then its prefix's only valid child, whose probability is 1 under every component: the beams' scores
@@ -211,7 +201,7 @@ def complete(trie: PrefixTrie, depth: int, prefix: Tensor, tokens: Tensor, steps
     dead = prefix < 0
     first = trie.bounds[depth][prefix.clamp_min(0)]                        # the one item's place in trie order
     for d in range(depth, trie.depth):
-        node = torch.searchsorted(trie.bounds[d + 1], first, right=True) - 1  # its prefix at depth d + 1
+        node = trie.prefix_at(d + 1, first)                                  # its prefix at depth d + 1
         tokens = torch.cat([tokens, torch.where(dead, 0, trie.next_token[d][node])[..., None]], 2)
         prefix = torch.where(dead, -1, node)
         if steps is not None:
