@@ -95,10 +95,15 @@ class PrefixTrie:
 
     def valid_next(self, depth: int, prefix_ids: Tensor) -> Tensor:
         """bool [B, V_depth]: which tokens extend each prefix [B] to a valid one; all False for id -1."""
-        tokens, _, mask = self.children(depth, prefix_ids)
+        return self.child_table(depth, prefix_ids) >= 0
+
+    def child_table(self, depth: int, prefix_ids: Tensor) -> Tensor:
+        """int64 [B, V_depth]: the child id each token leads to from each prefix [B], -1 where it is not valid
+        (every token for id -1)."""
+        tokens, child, mask = self.children(depth, prefix_ids)
         row, slot = mask.nonzero(as_tuple=True)
-        out = torch.zeros(len(prefix_ids), self.vocab[depth], dtype=torch.bool, device=tokens.device)
-        out[row, tokens[row, slot]] = True
+        out = torch.full((len(prefix_ids), self.vocab[depth]), -1, dtype=torch.long, device=tokens.device)
+        out[row, tokens[row, slot]] = child[row, slot]
         return out
 
     def children(self, depth: int, prefix_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:

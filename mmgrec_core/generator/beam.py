@@ -75,8 +75,7 @@ class SeenPrefixes:
 
     def children_of(self, depth: int, prefix: Tensor) -> tuple[Tensor, Tensor]:
         """The children at depth + 1 of the beams' prefixes [B, W] at `depth` under which the beam's user has seen
-        every item: (beam row in the flat [B * W], slot among the prefix's children as `PrefixTrie.children` lists
-        them)."""
+        every item: (beam row in the flat [B * W], child id)."""
         trie, n = self.trie, self.trie.num_prefixes(depth + 1)
         key, count = torch.unique(self.rows * n + trie.prefix_at(depth + 1, self.leaf_pos), return_counts=True)
         rows, nodes = key // n, key % n
@@ -85,7 +84,7 @@ class SeenPrefixes:
         rows, nodes = rows[full], nodes[full]                                    # [F]
         parent = trie.parent_of(depth, nodes)
         hit, beam = (prefix[rows] == parent[:, None]).nonzero(as_tuple=True)   # [F, W]: which beams hold it
-        return rows[hit] * prefix.shape[1] + beam, nodes[hit] - trie.indptr[depth][parent[hit]]
+        return rows[hit] * prefix.shape[1] + beam, nodes[hit]
 
 
 @torch.no_grad()
@@ -130,18 +129,19 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             hidden = model.decode_next(memory, pad, last, rows, cache, memory_kv)    # [B*W, D]
         comp = model.memory_logits(memory, d, component_items)            # [B, M, V]
         flat_w = log_w.reshape(b * w, -1)
-        # every candidate child in one flat list: its beam row, token, trie id, prefix part, score; a user's are
-        # together, from offset[user] on, and `grid` [B, X] holds each user's scores for the top-k
+        v = comp.shape[2]
+        seen_row, seen_child = fully_seen.children_of(d, prefix) if fully_seen is not None else (None, None)
         entries = int(count.sum())
-        if 0 < entries and entries * comp.shape[1] < b * w * comp.shape[2]:    # [E, M] fewer than [B*W, V]
+        if 0 < entries and entries * comp.shape[1] < b * w * v:          # [E, M] terms fewer than [B*W, V]
+            # every candidate child in one flat list: its beam row, token, trie id, prefix part, score; a user's
+            # are together, from offset[user] on, and `grid` [B, X] holds each user's scores for the top-k
             row, child, token, row_start = trie.listed(d, first, count, entries)
             base = model.token_logits(hidden[row], d, token)              # [E]
             if model.config.cooccurrence:
                 base = base + model.evidence(d, mass, row // w, child[:, None])[:, 0].float()
             cand, log_z = children_mixture(base, comp, flat_w, row, token, w)
-            if fully_seen is not None:                                    # what may be chosen
-                seen_row, seen_slot = fully_seen.children_of(d, prefix)
-                cand[row_start[seen_row] + seen_slot] = float("-inf")
+            if seen_row is not None:                                      # what may be chosen
+                cand[row_start[seen_row] + seen_child - first[seen_row]] = float("-inf")
             per_user = count.view(b, w).sum(1)                            # a user's children follow each other
             offset = per_user.cumsum(0) - per_user
             user = row // w
@@ -149,7 +149,20 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
             grid = grid.index_put_((user, torch.arange(entries, device=device) - offset[user]), cand)
             scores, pick = grid.topk(min(beam, grid.shape[1]), 1)        # [B, W']
             entry = (offset[:, None] + pick).clamp_max(entries - 1)       # an empty slot may point past its user
-            picked = row[entry]                                           # rows of the flat [B*W] arrays
+            picked, token, child, chosen = row[entry], token[entry], child[entry], base[entry]
+        elif 2 * int(count.max()) >= v:       # most of the vocabulary: scored over it, without a per-child layout
+            nodes, node_of_row = prefix.view(-1).unique(return_inverse=True)   # the beams' distinct prefixes
+            table = trie.child_table(d, nodes)                             # [U, V]: child ids, -1 = not valid
+            off = torch.where(table < 0, float("-inf"), 0.0)[node_of_row]  # float rows: cheaper than a bool mask
+            base = model.prefix_logits(hidden, d).add_(off)                # [B*W, V], -inf off the children
+            if model.config.cooccurrence:
+                base = base + model.evidence(d, mass, rows, table[node_of_row]).float()
+            cand, log_z = vocabulary_mixture(base, comp, flat_w, count)    # [B*W, V], [B*W, M]
+            if seen_row is not None:
+                cand[seen_row, trie.next_token[d][seen_child]] = float("-inf")
+            scores, pick = cand.view(b, w * v).topk(min(beam, w * v), 1)  # [B, W']
+            picked, token = user_rows[:, None] * w + pick // v, pick % v
+            child, chosen = table[node_of_row[picked], token], base[picked, token]
         else:
             children, child, valid = trie.padded(d, first, count)         # [B*W, C]: what q_j normalises over
             c = children.shape[1]
@@ -158,19 +171,18 @@ def beam_search(model: RecIDGenerator, history: Tensor, trie: PrefixTrie, k: int
                 evidence = model.evidence(d, mass, rows, child).float()
                 base = base.scatter_add(1, children, evidence.masked_fill(~valid, 0.0))
             cand, log_z = mixture(base, comp, flat_w, children, valid)    # [B*W, C], [B*W, M]
-            if fully_seen is not None:                                    # what may be chosen
-                cand[fully_seen.children_of(d, prefix)] = float("-inf")
-            token, child, base = children.view(-1), child.view(-1), base.gather(1, children).view(-1)
+            if seen_row is not None:
+                cand[seen_row, seen_child - first[seen_row]] = float("-inf")
             scores, pick = cand.view(b, w * c).topk(min(beam, w * c), 1)  # [B, W']
-            entry = user_rows[:, None] * (w * c) + pick
-            picked = entry // c
+            picked = user_rows[:, None] * w + pick // c
+            token, child = children[picked, pick % c], child[picked, pick % c]
+            chosen = base[picked, token]
         dead = torch.isneginf(scores)                                     # empty slots: -1, token 0, parent 0
         picked = torch.where(dead, user_rows[:, None] * w, picked)
-        parent, token = picked - user_rows[:, None] * w, torch.where(dead, 0, token[entry])
-        prefix = torch.where(dead, -1, child[entry])
-        if not final:
-            chosen = base[entry][..., None] + comp[user_rows[:, None], :, token]   # z_j(token) [B, W', M]
-            log_w = flat_w[picked] - log_z[picked] + chosen               # [B, W', M]: + log q_j(chosen token)
+        parent, token = picked - user_rows[:, None] * w, torch.where(dead, 0, token)
+        prefix = torch.where(dead, -1, child)
+        if not final:          # chosen: the prefix part of z_j(token), each beam's row of `base`
+            log_w = flat_w[picked] - log_z[picked] + chosen[..., None] + comp[user_rows[:, None], :, token]
             last = token.reshape(-1)
             cache = [[kv[picked.reshape(-1)] for kv in layer] for layer in cache]   # follow each beam's parent
         tokens = torch.cat([tokens[user_rows[:, None], parent], token[..., None]], 2)
@@ -215,42 +227,76 @@ def mixture(base: Tensor, comp: Tensor, log_w: Tensor, children: Tensor, valid: 
 
     z_j(c) = base[r, c] + comp[g, j, c] (`RecIDGenerator.level_logits`; R = G x W rows, W beams per group) and
     log_w [R, M] the beams' component log-weights; each row's valid children come first, as
-    `PrefixTrie.children` pads them. As e^{z_j(c)} = e^{base(c)} e^{comp_j(c)}, both sums are batched matrix
-    products over the level's vocabulary: Z = e^base . (e^comp)^T, and the mixture is
-    e^base(c) sum_j (w_j / Z_j) e^{comp_j(c)}. Nothing of size R x M x C is formed, so the cost follows
-    W x M x V per group whatever the children per beam. Each factor is shifted by its maximum; a row where a
-    normaliser or a valid child still underflows float32 (a logit about 87 below the largest) is recomputed
-    exactly in log space, so no valid item is ever lost (none did on the shipped run's users).
+    `PrefixTrie.children` pads them. The sums run over the level's vocabulary (`_vocabulary_sums`), with
+    e^base scattered from the children and the mixture read back at them.
     """
-    r, v = base.shape
-    g, m, _ = comp.shape
-    w = r // g
     neg = float("-inf")
-    alive = valid[:, 0]                                                            # children come first
+    alive = valid[:, :1]                                                           # children come first
     kid_base = base.gather(1, children)                                            # [R, C]
     top_b = kid_base.masked_fill(~valid, neg).amax(1, keepdim=True).clamp_min(-1e30)   # [R, 1]; finite if dead
     kid_eb = (kid_base - top_b).exp_().masked_fill_(~valid, 0.0)
-    eb = base.new_zeros(r, v).scatter_add_(1, children, kid_eb)                   # [R, V], 0 off the children
-    top_c = comp.amax(2, keepdim=True)                                             # [G, M, 1]
-    ec = (comp - top_c).exp_()                                                     # [G, M, V]
-    top_c = top_c.view(g, 1, m).expand(g, w, m).reshape(r, m)
-    zs = torch.bmm(eb.view(g, w, v), ec.transpose(1, 2)).view(r, m)                # Z_j / e^(top_b + top_c)
-    log_z = torch.where(alive[:, None], zs.log() + top_b + top_c, 0.0)
-    a = torch.where(alive[:, None], log_w - log_z + top_c, neg)                    # log (w_j / Z_j) e^top_c
-    shift = a.amax(1, keepdim=True).clamp_min(-1e30)
-    mix = torch.bmm((a - shift).exp_().view(g, w, m), ec).view(r, v)               # [R, V]
+    eb = torch.zeros_like(base).scatter_add_(1, children, kid_eb)                 # [R, V], 0 off the children
+    mix, shift, log_z = _vocabulary_sums(eb, top_b, comp, log_w, alive)
     cand = mix.gather(1, children).log_().add_(kid_base).add_(shift)               # [R, C]: the children alone
     # an underflow shows as -inf (a child) or nan (a normaliser of 0): not a finite sum over the row's children
-    bad = alive & ~torch.isfinite(cand.sum(1))
+    bad = alive[:, 0] & ~torch.isfinite(cand.sum(1))
     cand = cand.masked_fill_(~valid, neg)
     if bool(bad.any()):
         rows = bad.nonzero()[:, 0]
         kids = children[rows]                                                          # [n, C]
-        z = base[rows].gather(1, kids)[:, None] + comp[rows // w].gather(2, kids[:, None].expand(-1, m, -1))
-        z = z.masked_fill(~valid[rows, None], neg)                                     # [n, M, C]
-        log_z[rows] = z.logsumexp(2)
-        cand[rows] = (log_w[rows, :, None] + z - log_z[rows, :, None]).logsumexp(1).masked_fill(~valid[rows], neg)
+        z = base[rows].gather(1, kids)[:, None] + comp[rows // (len(base) // len(comp))].gather(
+            2, kids[:, None].expand(-1, comp.shape[1], -1))
+        cand[rows], log_z[rows] = _exact(z.masked_fill(~valid[rows, None], neg), log_w[rows])
     return cand, log_z
+
+
+def vocabulary_mixture(base: Tensor, comp: Tensor, log_w: Tensor, count: Tensor) -> tuple[Tensor, Tensor]:
+    """`mixture` where the beams' children are most of the vocabulary (a prefix at the second level of a 3 x 256
+    trie of 1M items has about 185 of 256): base [R, V] is -inf off each row's count [R] children, and cand
+    [R, V] comes out -inf there, so no per-child layout is built, gathered or scattered."""
+    alive = (count > 0)[:, None]
+    top_b = base.amax(1, keepdim=True).clamp_min(-1e30)                            # [R, 1]; finite if dead
+    mix, shift, log_z = _vocabulary_sums((base - top_b).exp_(), top_b, comp, log_w, alive)
+    cand = mix.log_().add_(base).add_(shift)                                       # [R, V]
+    bad = alive[:, 0] & (torch.isfinite(cand).sum(1) != count)                     # an underflow, as in `mixture`
+    if bool(bad.any()):
+        rows = bad.nonzero()[:, 0]
+        cand[rows], log_z[rows] = _exact(base[rows, None] + comp[rows // (len(base) // len(comp))], log_w[rows])
+    return cand, log_z
+
+
+def _vocabulary_sums(eb: Tensor, top_b: Tensor, comp: Tensor, log_w: Tensor, alive: Tensor
+                     ) -> tuple[Tensor, Tensor, Tensor]:
+    """The mixture's two sums as batched matrix products over the vocabulary: eb [R, V] = e^(base - top_b), 0
+    off each row's children, alive [R, 1] the rows with children. Returns (mix [R, V], shift [R, 1], log Z [R,
+    M]) with log sum_j w_j q_j(c) = log mix[r, c] + base[r, c] + shift[r] at the children.
+
+    As e^{z_j(c)} = e^{base(c)} e^{comp_j(c)}, Z = e^base . (e^comp)^T, and the mixture is
+    e^base(c) sum_j (w_j / Z_j) e^{comp_j(c)}. Nothing of size R x M x V is formed, so the cost follows
+    W x M x V per group whatever the children per beam. Each factor is shifted by its maximum; a row where a
+    normaliser or a valid child still underflows float32 (a logit about 87 below the largest) is recomputed
+    exactly in log space by the caller (`_exact`), so no valid item is ever lost (none did on the shipped run's
+    users).
+    """
+    r, v = eb.shape
+    g, m, _ = comp.shape
+    w = r // g
+    top_c = comp.amax(2, keepdim=True)                                             # [G, M, 1]
+    ec = (comp - top_c).exp_()                                                     # [G, M, V]
+    top_c = top_c.view(g, 1, m).expand(g, w, m).reshape(r, m)
+    zs = torch.bmm(eb.view(g, w, v), ec.transpose(1, 2)).view(r, m)                # Z_j / e^(top_b + top_c)
+    log_z = torch.where(alive, zs.log() + top_b + top_c, 0.0)
+    a = torch.where(alive, log_w - log_z + top_c, float("-inf"))                   # log (w_j / Z_j) e^top_c
+    shift = a.amax(1, keepdim=True).clamp_min(-1e30)
+    mix = torch.bmm((a - shift).exp_().view(g, w, m), ec).view(r, v)               # [R, V]
+    return mix, shift, log_z
+
+
+def _exact(z: Tensor, log_w: Tensor) -> tuple[Tensor, Tensor]:
+    """The mixture in log space from z_j(c) [n, M, X] (-inf off the children) and log_w [n, M]: (cand [n, X],
+    log Z [n, M]); for the few rows where the factorised sums underflow."""
+    log_z = z.logsumexp(2)
+    return (log_w[:, :, None] + z - log_z[:, :, None]).logsumexp(1), log_z
 
 
 def children_mixture(base: Tensor, comp: Tensor, log_w: Tensor, row: Tensor, token: Tensor, w: int

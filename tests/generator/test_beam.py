@@ -5,7 +5,8 @@ import torch
 from mmgrec_core.data.loaders import load_dataset
 from mmgrec_core.data.sampling import UserItems
 from mmgrec_core.generator import GeneratorConfig, RecIDGenerator, beam_search, histories, sequence_log_probs
-from mmgrec_core.generator.beam import children_mixture, mixture
+from mmgrec_core.generator import beam as beam_module
+from mmgrec_core.generator.beam import children_mixture, mixture, vocabulary_mixture
 from mmgrec_core.generator.cooccurrence import CoOccurrence
 from mmgrec_core.generator.recommender import MMGRec, length_batches
 from mmgrec_core.recid import RecIDTable
@@ -133,6 +134,14 @@ def test_the_factorised_mixture_equals_it_in_log_space_also_where_float32_underf
     assert torch.isneginf(cand[~valid]).all()
     assert torch.allclose(cand[valid].double(), expected[valid], atol=1e-4, rtol=1e-6)
     assert torch.allclose(log_z[alive].double(), expected_z[alive], atol=1e-3, rtol=1e-6)
+    # the same over the whole vocabulary: base -inf off the children, cand -inf there
+    row, slot = valid.nonzero(as_tuple=True)
+    off = torch.full_like(base, float("-inf")).index_put_((row, children[row, slot]), torch.tensor(0.0))
+    wide, wide_log_z = vocabulary_mixture(base + off, comp, log_w, valid.sum(1))
+    assert torch.allclose(wide[row, children[row, slot]].double(), expected[row, slot], atol=1e-4, rtol=1e-6)
+    assert torch.isneginf(wide[torch.isneginf(off)]).all()
+    assert torch.allclose(wide_log_z[alive].double(), expected_z[alive], atol=1e-3, rtol=1e-6)
+    assert (wide_log_z[~alive] == 0).all()
 
 
 def test_the_mixture_child_by_child_equals_the_one_over_the_vocabulary(world):
@@ -176,6 +185,28 @@ def test_full_width_beam_equals_exact_enumeration_child_by_child_and_at_the_last
     mass = CoOccurrence(seen).node_mass(history, users, table.trie) if cooccurrence else None
     result = beam_search(model, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users, mass=mass)
     exact = exact_top_k(model, table, seen, users, history, 10, mass)
+    assert torch.equal(result.items, exact.indices)
+    assert torch.allclose(result.scores, exact.values, atol=1e-4)
+
+
+def test_full_width_beam_equals_exact_enumeration_in_the_padded_layout(world, monkeypatch):
+    """Prefixes with a sixth of the vocabulary as children each: too many to list one by one, too few to score
+    over the whole vocabulary, so the second level runs `mixture` on padded rows. Exact all the same."""
+    data, _, _, seen, users, history, _ = world
+    item = np.arange(data.num_items)
+    codes = np.stack([item % 2, item // 2 * 6, np.zeros_like(item)], 1)           # 2 prefixes x 40 children
+    table = RecIDTable(codes, data.popularity, data.item_table["name"].tolist(), codebook_size=256)
+    torch.manual_seed(3)
+    model = RecIDGenerator(GeneratorConfig(dim=16, heads=2, cooccurrence=False), torch.randn(data.num_items, 8),
+                           table.trie.vocab).eval()
+    with torch.no_grad():
+        for t in model.transition:
+            t.normal_()
+    padded = []
+    monkeypatch.setattr(beam_module, "mixture", lambda *a: padded.append(1) or mixture(*a))
+    result = beam_search(model, history, table.trie, k=10, beam=data.num_items, seen=seen, users=users)
+    exact = exact_top_k(model, table, seen, users, history, 10, None)
+    assert padded, "the padded layout was not used"
     assert torch.equal(result.items, exact.indices)
     assert torch.allclose(result.scores, exact.values, atol=1e-4)
 
