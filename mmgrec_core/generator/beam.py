@@ -70,14 +70,17 @@ class SeenPrefixes:
     (`finished`) never computes the deeper ones."""
 
     def __init__(self, trie: PrefixTrie, seen: UserItems, users: Tensor):
-        self.rows, items = (t.to(trie.items.device) for t in seen.pairs_of(users))
-        self.trie, self.leaf_pos = trie, trie.place[items]                  # each seen item's place in trie order
+        rows, items = (t.to(trie.items.device) for t in seen.pairs_of(users))
+        # each seen item's place in trie order, sorted per user: then its prefixes at every depth are sorted too
+        key = torch.sort(rows * len(trie.items) + trie.place[items]).values
+        self.trie, self.rows, self.leaf_pos = trie, key // len(trie.items), key % len(trie.items)
 
     def children_of(self, depth: int, prefix: Tensor) -> tuple[Tensor, Tensor]:
         """The children at depth + 1 of the beams' prefixes [B, W] at `depth` under which the beam's user has seen
         every item: (beam row in the flat [B * W], child id)."""
         trie, n = self.trie, self.trie.num_prefixes(depth + 1)
-        key, count = torch.unique(self.rows * n + trie.prefix_at(depth + 1, self.leaf_pos), return_counts=True)
+        key, count = torch.unique_consecutive(self.rows * n + trie.prefix_at(depth + 1, self.leaf_pos),
+                                              return_counts=True)
         rows, nodes = key // n, key % n
         start, end = trie.items_under(depth + 1, nodes)
         full = count == end - start
