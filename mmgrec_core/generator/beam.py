@@ -13,10 +13,13 @@ cross-attention keys and values are computed once per search. Once every beam's 
 remaining tokens are forced (probability 1), and the search stops there (`finished`): late-fusion and BBQRec
 Rec-IDs of 10-13 tokens get there after about 4.
 
-A level is scored over the whole vocabulary with matrix products (`mixture`) where the beams have many children,
-and child by child (`children_mixture`) where they have few: on a balanced 3 x 256 trie of 100k items a prefix
-has 124 children at the second level and 3 at the third. At the last choice, where every child holds one item, a
-beam with a single valid child is not decoded (its child has q = 1) and the cache is not carried on.
+A level's mixture sums are matrix products over its vocabulary, with each beam's children laid out one of three
+ways by how many there are: child by child where they are few (`children_mixture`), on rows padded to the most
+children of a beam where that is under half the vocabulary (`mixture`), and over the whole vocabulary, -inf off
+the children, where it is more (`vocabulary_mixture`). On balanced 3 x 256 tries a prefix has about 3 children at
+the third level of 100k items, 19 at the second of 6k, 185 at the second of 1M. At the last choice, where every
+child holds one item, a beam with a single valid child is not decoded (its child has q = 1) and the cache is not
+carried on.
 """
 
 from __future__ import annotations
