@@ -144,7 +144,7 @@ def test_the_factorised_mixture_equals_it_in_log_space_also_where_float32_underf
     assert (wide_log_z[~alive] == 0).all()
 
 
-def test_the_mixture_child_by_child_equals_the_one_over_the_vocabulary(world):
+def test_the_mixture_child_by_child_equals_the_one_over_the_vocabulary():
     """`children_mixture` lists each valid child once; it must give what `mixture` gives on the padded rows."""
     gen = torch.Generator().manual_seed(1)
     g, w, m, v = 3, 2, 4, 9
